@@ -1,0 +1,43 @@
+"""Reads of status model definitions, for ingestion, workers and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+from django.db.models import Max, OuterRef, Subquery
+
+from models_registry.definition import Definition
+from models_registry.models import ModelVersion, StatusModel
+
+
+def current_versions(*, keys: Iterable[str]) -> dict[str, ModelVersion]:
+    """The latest published version of each of the given model ids that has one."""
+    latest = ModelVersion.objects.filter(model=OuterRef("model")).order_by("-number").values("number")[:1]
+    versions = (
+        ModelVersion.objects.filter(model__key__in=set(keys), number=Subquery(latest))
+        .select_related("model")
+        .only("id", "number", "model__id", "model__key", "model__queue", "document")
+    )
+    return {version.model.key: version for version in versions}
+
+
+@lru_cache(maxsize=512)
+def _compiled(version_id: int) -> Definition:
+    return Definition.from_document(ModelVersion.objects.values_list("document", flat=True).get(pk=version_id))
+
+
+def version_definition(*, version_id: int) -> Definition:
+    """The compiled definition of a version; versions are immutable, so it is cached per process."""
+    return _compiled(version_id)
+
+
+def model_list():
+    return StatusModel.objects.annotate(latest_version=Max("versions__number")).filter(latest_version__isnull=False)
+
+
+def model_version(*, key: str, number: int | None = None) -> ModelVersion | None:
+    versions = ModelVersion.objects.filter(model__key=key).select_related("model")
+    if number is not None:
+        return versions.filter(number=number).first()
+    return versions.order_by("-number").first()

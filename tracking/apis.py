@@ -1,0 +1,12 @@
+"""REST API for events and instances."""
+
+from django.http import JsonResponse
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc, context):
+    return drf_exception_handler(exc, context)
+
+
+def healthz(request):
+    return JsonResponse({"ok": True})

@@ -1,0 +1,7 @@
+"""API token authentication."""
+
+from rest_framework.authentication import TokenAuthentication
+
+
+class ApiTokenAuthentication(TokenAuthentication):
+    pass

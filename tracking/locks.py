@@ -1,0 +1,11 @@
+"""Row locks on instances, always taken in primary-key order so that two paths never deadlock."""
+
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+
+from tracking.models import ProcessInstance
+
+
+def instances_for_update(instance_ids: Iterable[int]) -> QuerySet[ProcessInstance]:
+    return ProcessInstance.objects.select_for_update().filter(pk__in=list(instance_ids)).order_by("pk")

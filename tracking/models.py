@@ -1,0 +1,168 @@
+"""Instances, the event inbox, transition history and dead letters."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
+
+from models_registry.models import ModelVersion, StatusModel
+
+
+class InstanceStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for a start event"
+    ACTIVE = "active", "Active"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    IN_EXCEPTION = "in_exception", "In exception"
+
+
+STATUS_BY_KIND = {
+    "step": InstanceStatus.ACTIVE,
+    "exception": InstanceStatus.IN_EXCEPTION,
+    "success": InstanceStatus.SUCCEEDED,
+    "failure": InstanceStatus.FAILED,
+}
+
+
+class ProcessInstance(FSMModelMixin, models.Model):
+    """One service request: the instance of a model for one transaction id.
+
+    The row is reserved when the first event of the transaction arrives, so that workers always
+    have a row to lock; until an event starts it, its state is empty and its status ``waiting``,
+    and it is not shown anywhere a customer or API reader looks.
+    """
+
+    model = models.ForeignKey(StatusModel, on_delete=models.PROTECT, related_name="instances")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    transaction_id = models.CharField(max_length=200)
+    state = FSMField(default="", max_length=64, protected=True)
+    status = models.CharField(max_length=16, choices=InstanceStatus.choices, default=InstanceStatus.WAITING)
+    context = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    state_entered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "transaction_id"], name="unique_instance_per_transaction"),
+        ]
+        indexes = [models.Index(fields=["model", "state"], name="instance_model_state")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id}/{self.transaction_id}"
+
+    @transition(field=state, source="", target=RETURN_VALUE())
+    def start(self, *, initial_state: str) -> str:
+        return initial_state
+
+    @transition(field=state, source="*", target=RETURN_VALUE())
+    def move_to(self, *, target: str) -> str:
+        return target
+
+
+class EventStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPLIED = "applied", "Applied"
+    PARKED = "parked", "Parked"
+    IGNORED = "ignored", "Ignored"
+    EXPIRED = "expired", "Expired"
+
+
+class SourceKind(models.TextChoices):
+    API = "api", "REST API"
+    FILE = "file", "File"
+    KINESIS = "kinesis", "Kinesis"
+
+
+class InboxEvent(models.Model):
+    """An accepted event, stored once; its primary key is its arrival order."""
+
+    event_id = models.CharField(max_length=128, unique=True)
+    model = models.ForeignKey(StatusModel, on_delete=models.PROTECT, related_name="+")
+    instance = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="events")
+    event_type = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    envelope = models.JSONField()
+    source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    source_ref = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.PENDING)
+    reason = models.CharField(max_length=500, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    duplicate_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["instance", "id"],
+                name="inbox_open_by_instance",
+                condition=Q(status__in=["pending", "parked"]),
+            ),
+            models.Index(fields=["received_at"], name="inbox_pending_by_age", condition=Q(status="pending")),
+            models.Index(fields=["received_at"], name="inbox_parked_by_age", condition=Q(status="parked")),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class TransitionRecord(models.Model):
+    """History: one row per applied transition (creation included), append-only."""
+
+    instance = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="history")
+    event = models.ForeignKey(InboxEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    from_state = models.CharField(max_length=64, blank=True)
+    to_state = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField(help_text="When the source system saw the event.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["instance", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.instance}: {self.from_state or '-'} -> {self.to_state}"
+
+
+class DeadLetter(models.Model):
+    """Input that was rejected: its raw bytes, where it came from, and why."""
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    source_ref = models.CharField(max_length=500, blank=True)
+    raw = models.BinaryField()
+    field = models.CharField(max_length=100, blank=True)
+    reason = models.CharField(max_length=1000)
+
+    def __str__(self) -> str:
+        return f"{self.source_kind} {self.source_ref}: {self.reason}"
+
+
+def hash_token(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """An API credential with scopes; only a hash of the key is stored."""
+
+    name = models.CharField(max_length=100)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=8, editable=False)
+    can_produce = models.BooleanField("producer: may post events", default=False)
+    can_read = models.BooleanField("reader: may read instances and models", default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def new_key() -> str:
+        return secrets.token_hex(20)
