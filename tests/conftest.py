@@ -1,0 +1,112 @@
+"""Shared fixtures: the example model, API clients, and real Celery worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from models_registry.services import model_import, parse_documents
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, interval: float = 0.1, message: str = ""):
+    """Poll until condition() is truthy; fail the test with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+def load_example_model(name: str = "order-fulfilment.yaml"):
+    document = parse_documents((EXAMPLES / name).read_text(), filename=name)[0]
+    version, _ = model_import(document=document)
+    return version
+
+
+@pytest.fixture
+def example_model(db):
+    return load_example_model()
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def postgres_only(db):
+    if not is_postgres():
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """A real ``celery worker`` process on the configured broker and the test database."""
+
+    def __init__(self, *, queues: str, concurrency: int, extra_env: dict | None = None):
+        env = {**os.environ, "DATABASE_URL": _database_url(), **(extra_env or {})}
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "statustracker", "worker", "-l", "warning",
+             "-c", str(concurrency), "-Q", queues, "-n", self.name, "--without-gossip", "--without-mingle"],
+            cwd=ROOT,
+            env=env,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool children: the task in hand is lost."""
+        subprocess.run(["pkill", "-KILL", "-P", str(self.process.pid)], check=False)
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """Start real Celery worker processes; all are stopped when the test ends."""
+    from statustracker.celery import app
+
+    app.control.purge()
+    workers: list[WorkerProcess] = []
+
+    def start(*, queues: str | None = None, concurrency: int = 2, extra_env: dict | None = None) -> WorkerProcess:
+        worker = WorkerProcess(
+            queues=queues or settings.CELERY_TASK_DEFAULT_QUEUE, concurrency=concurrency, extra_env=extra_env
+        )
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
