@@ -153,7 +153,9 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
         if isinstance(key, str):
             kinds.setdefault(key, kind)
         state = {"key": key, "label": _text(raw_state, "label", f"{path}.label", errors, required=True, max_length=200)}
-        state_description = _text(raw_state, "description", f"{path}.description", errors, required=False, max_length=2000)
+        state_description = _text(
+            raw_state, "description", f"{path}.description", errors, required=False, max_length=2000
+        )
         if state_description:
             state["description"] = state_description
         state["kind"] = kind
@@ -217,8 +219,13 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
             errors.add(f"{path}.key", "Must match [a-z0-9_]{1,64}.")
         elif any(m["key"] == key for m in milestones):
             errors.add(f"{path}.key", f"Duplicate milestone key {key!r}.")
-        milestone = {"key": key, "label": _text(raw_milestone, "label", f"{path}.label", errors, required=True, max_length=200)}
-        milestone_description = _text(raw_milestone, "description", f"{path}.description", errors, required=False, max_length=2000)
+        milestone = {
+            "key": key,
+            "label": _text(raw_milestone, "label", f"{path}.label", errors, required=True, max_length=200),
+        }
+        milestone_description = _text(
+            raw_milestone, "description", f"{path}.description", errors, required=False, max_length=2000
+        )
         if milestone_description:
             milestone["description"] = milestone_description
         member_states = _list(raw_milestone, "states", f"{path}.states", errors)
@@ -228,7 +235,9 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
             if state_key not in kinds:
                 errors.add(f"{path}.states[{j}]", f"Unknown state key {state_key!r}.")
             elif state_key in grouped:
-                errors.add(f"{path}.states[{j}]", f"State {state_key!r} is already in milestone {grouped[state_key]!r}.")
+                errors.add(
+                    f"{path}.states[{j}]", f"State {state_key!r} is already in milestone {grouped[state_key]!r}."
+                )
             else:
                 grouped[state_key] = key
         milestone["states"] = member_states
@@ -243,7 +252,12 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
         field_name = _text(raw_display, "field", f"{path}.field", errors, required=True, max_length=100)
         if field_name and any(d["field"] == field_name for d in display):
             errors.add(f"{path}.field", f"Duplicate display field {field_name!r}.")
-        display.append({"field": field_name, "label": _text(raw_display, "label", f"{path}.label", errors, required=True, max_length=200)})
+        display.append(
+            {
+                "field": field_name,
+                "label": _text(raw_display, "label", f"{path}.label", errors, required=True, max_length=200),
+            }
+        )
 
     if not errors.errors:
         graph = _successors(kinds, transitions)

@@ -51,7 +51,16 @@ def draft_document(*, status_model: StatusModel) -> dict:
 
 
 def _write_draft(*, status_model: StatusModel, document: dict) -> None:
-    for field in ("name", "description", "handler", "initial_state", "start_events", "park_ttl", "milestones", "display"):
+    for field in (
+        "name",
+        "description",
+        "handler",
+        "initial_state",
+        "start_events",
+        "park_ttl",
+        "milestones",
+        "display",
+    ):
         setattr(status_model, field, document[field])
     status_model.save()
     status_model.states.all().delete()

@@ -70,8 +70,24 @@ class WorkerProcess:
         env = {**os.environ, "DATABASE_URL": _database_url(), **(extra_env or {})}
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "statustracker", "worker", "-l", "warning",
-             "-c", str(concurrency), "-Q", queues, "-n", self.name, "--without-gossip", "--without-mingle"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "statustracker",
+                "worker",
+                "-l",
+                "warning",
+                "-c",
+                str(concurrency),
+                "-Q",
+                queues,
+                "-n",
+                self.name,
+                "--without-gossip",
+                "--without-mingle",
+            ],
             cwd=ROOT,
             env=env,
         )

@@ -211,14 +211,18 @@ def instances_apply_pending(*, instance_ids: Sequence[int]) -> int:
             return 0
         open_events: dict[int, list[InboxEvent]] = defaultdict(list)
         for event in (
-            InboxEvent.objects.filter(instance_id__in=list(instances), status__in=[EventStatus.PENDING, EventStatus.PARKED])
+            InboxEvent.objects.filter(
+                instance_id__in=list(instances), status__in=[EventStatus.PENDING, EventStatus.PARKED]
+            )
             .only("id", "instance_id", "status", "envelope", "occurred_at", "reason")
             .order_by("id")
         ):
             open_events[event.instance_id].append(event)
         # Only events that are new since the last run can change anything: parked events alone
         # are retried after a transition, not on every run.
-        todo = {pk: events for pk, events in open_events.items() if any(e.status == EventStatus.PENDING for e in events)}
+        todo = {
+            pk: events for pk, events in open_events.items() if any(e.status == EventStatus.PENDING for e in events)
+        }
         if not todo:
             return 0
         waiting_keys = {instances[pk].model.key for pk in todo if instances[pk].version_id is None}

@@ -1,0 +1,43 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from tracking.models import SourceKind
+from tracking.services import ACCEPTED, DUPLICATE, REJECTED, RawEvent, events_ingest
+
+
+class Command(BaseCommand):
+    help = (
+        "Feed a file of event envelopes, one JSON object a line (JSON Lines), through the same "
+        "ingestion path as the API and the Kinesis consumer. Rejected lines become dead letters with "
+        "the reason; the rest is stored and applied by the Celery workers."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", metavar="FILE.jsonl")
+        parser.add_argument("--batch-size", type=int, default=500)
+
+    def handle(self, *args, file, batch_size, **options):
+        counts = {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}
+        try:
+            handle = open(file, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise CommandError(f"cannot read {file}: {exc}") from exc
+        with handle:
+            batch: list[RawEvent] = []
+            for number, line in enumerate(handle, start=1):
+                line = line.rstrip(b"\r\n")
+                if not line.strip():
+                    continue
+                batch.append(RawEvent(line, f"{file}:{number}"))
+                if len(batch) >= batch_size:
+                    self._ingest(batch, counts)
+                    batch = []
+            if batch:
+                self._ingest(batch, counts)
+        self.stdout.write(f"{counts[ACCEPTED]} accepted, {counts[DUPLICATE]} duplicate, {counts[REJECTED]} rejected")
+
+    def _ingest(self, batch, counts):
+        for item, result in zip(batch, events_ingest(items=batch, source_kind=SourceKind.FILE), strict=True):
+            counts[result.status] += 1
+            if result.status == REJECTED:
+                field = f" ({result.field})" if result.field else ""
+                self.stderr.write(f"{item.source_ref}: rejected{field}: {result.reason}")
