@@ -46,10 +46,20 @@ class Result:
 
 
 def run(
-    *, definition: Definition, handler: Handler, state: str, context: Mapping, events: Sequence[OpenEvent]
+    *,
+    definition: Definition,
+    handler: Handler,
+    state: str,
+    context: Mapping,
+    events: Sequence[OpenEvent],
+    state_changed: bool = False,
 ) -> Result:
+    """Decide the open events; ``state_changed`` says the state just changed by other means
+    (a manual transition, a version migration), so parked events are tried again first."""
     result = Result(state=state, context=dict(context))
     parked = sorted((e for e in events if e.parked), key=lambda e: e.key)
+    if state_changed:
+        _retry_parked(parked, definition, handler, result)
     for event in sorted((e for e in events if not e.parked), key=lambda e: e.key):
         if _offer(event, definition, handler, result):
             _retry_parked(parked, definition, handler, result)

@@ -1,4 +1,7 @@
-"""Row locks on instances, always taken in primary-key order so that two paths never deadlock."""
+"""Row locks on instances, always taken in primary-key order so that two paths never deadlock.
+
+Only the instance rows are locked (``of=("self",)``), never rows a caller joins in.
+"""
 
 from collections.abc import Iterable
 
@@ -8,4 +11,4 @@ from tracking.models import ProcessInstance
 
 
 def instances_for_update(instance_ids: Iterable[int]) -> QuerySet[ProcessInstance]:
-    return ProcessInstance.objects.select_for_update().filter(pk__in=list(instance_ids)).order_by("pk")
+    return ProcessInstance.objects.select_for_update(of=("self",)).filter(pk__in=list(instance_ids)).order_by("pk")

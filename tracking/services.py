@@ -209,15 +209,7 @@ def instances_apply_pending(*, instance_ids: Sequence[int]) -> int:
         instances = {i.pk: i for i in instances_for_update(instance_ids).select_related("model")}
         if not instances:
             return 0
-        open_events: dict[int, list[InboxEvent]] = defaultdict(list)
-        for event in (
-            InboxEvent.objects.filter(
-                instance_id__in=list(instances), status__in=[EventStatus.PENDING, EventStatus.PARKED]
-            )
-            .only("id", "instance_id", "status", "envelope", "occurred_at", "reason")
-            .order_by("id")
-        ):
-            open_events[event.instance_id].append(event)
+        open_events = _open_events(instances)
         # Only events that are new since the last run can change anything: parked events alone
         # are retried after a transition, not on every run.
         todo = {
@@ -228,62 +220,152 @@ def instances_apply_pending(*, instance_ids: Sequence[int]) -> int:
         waiting_keys = {instances[pk].model.key for pk in todo if instances[pk].version_id is None}
         latest = current_versions(keys=waiting_keys) if waiting_keys else {}
 
-        changed_events: list[InboxEvent] = []
-        changed_instances: list[ProcessInstance] = []
-        history: list[TransitionRecord] = []
+        batch = _ApplyBatch(now)
         for pk, events in todo.items():
             instance = instances[pk]
-            version_id = instance.version_id or latest[instance.model.key].pk
-            definition = version_definition(version_id=version_id)
-            by_key = {e.pk: e for e in events}
-            result = engine.run(
-                definition=definition,
-                handler=get_handler(definition.document["handler"]),
-                state=instance.state,
-                context=instance.context,
-                events=[engine.OpenEvent(e.pk, e.envelope, e.status == EventStatus.PARKED) for e in events],
-            )
-            for key, (status, reason) in result.outcomes.items():
-                event = by_key[key]
-                if event.status == status == EventStatus.PARKED:
-                    continue
-                event.status, event.reason, event.processed_at = status, reason[:500], now
-                changed_events.append(event)
+            batch.run(instance, events, version_id=instance.version_id or latest[instance.model.key].pk)
+        batch.save()
+    return len(batch.events)
+
+
+class _ApplyBatch:
+    """Runs the engine over locked instances and writes all changes back in a few bulk queries."""
+
+    def __init__(self, now):
+        self.now = now
+        self.events: list[InboxEvent] = []
+        self.instances: list[ProcessInstance] = []
+        self.history: list[TransitionRecord] = []
+
+    def run(self, instance: ProcessInstance, events: list[InboxEvent], *, version_id: int, state_changed=False):
+        definition = version_definition(version_id=version_id)
+        by_key = {e.pk: e for e in events}
+        result = engine.run(
+            definition=definition,
+            handler=get_handler(definition.document["handler"]),
+            state=instance.state,
+            context=instance.context,
+            events=[engine.OpenEvent(e.pk, e.envelope, e.status == EventStatus.PARKED) for e in events],
+            state_changed=state_changed,
+        )
+        for key, (status, reason) in result.outcomes.items():
+            event = by_key[key]
+            if event.status == status == EventStatus.PARKED:
+                continue
+            event.status, event.reason, event.processed_at = status, reason[:500], self.now
+            self.events.append(event)
+        if result.changed or state_changed:
+            for step in result.steps:
+                if not step.from_state:
+                    instance.version_id = version_id
+                    instance.start(initial_state=step.to_state)
+                    instance.started_at = self.now
+                else:
+                    instance.move_to(target=step.to_state)
+                self.history.append(
+                    TransitionRecord(
+                        instance=instance,
+                        event_id=step.event_key,
+                        from_state=step.from_state,
+                        to_state=step.to_state,
+                        occurred_at=by_key[step.event_key].occurred_at,
+                        recorded_at=self.now,
+                    )
+                )
+            instance.context = result.context
+            instance.status = STATUS_BY_KIND[definition.kinds[instance.state]]
             if result.changed:
-                _record_steps(instance, result, version_id, definition, by_key, now, history)
-                changed_instances.append(instance)
-        InboxEvent.objects.bulk_update(changed_events, ["status", "reason", "processed_at"], batch_size=500)
+                instance.state_entered_at = self.now
+            instance.updated_at = self.now
+            self.instances.append(instance)
+
+    def save(self) -> None:
+        InboxEvent.objects.bulk_update(self.events, ["status", "reason", "processed_at"], batch_size=500)
         ProcessInstance.objects.bulk_update(
-            changed_instances,
+            self.instances,
             ["version", "state", "status", "context", "started_at", "state_entered_at", "updated_at"],
             batch_size=500,
         )
-        TransitionRecord.objects.bulk_create(history, batch_size=500)
-    return len(changed_events)
+        TransitionRecord.objects.bulk_create(self.history, batch_size=500)
 
 
-def _record_steps(instance, result, version_id, definition, events_by_key, now, history) -> None:
-    for step in result.steps:
-        if not step.from_state:
-            instance.version_id = version_id
-            instance.start(initial_state=step.to_state)
-            instance.started_at = now
-        else:
-            instance.move_to(target=step.to_state)
-        history.append(
-            TransitionRecord(
-                instance=instance,
-                event_id=step.event_key,
-                from_state=step.from_state,
-                to_state=step.to_state,
-                occurred_at=events_by_key[step.event_key].occurred_at,
-                recorded_at=now,
-            )
+def _open_events(instance_ids) -> dict[int, list[InboxEvent]]:
+    open_events: dict[int, list[InboxEvent]] = defaultdict(list)
+    for event in (
+        InboxEvent.objects.filter(
+            instance_id__in=list(instance_ids), status__in=[EventStatus.PENDING, EventStatus.PARKED]
         )
-    instance.context = result.context
-    instance.status = STATUS_BY_KIND[definition.kinds[instance.state]]
+        .only("id", "instance_id", "status", "envelope", "occurred_at", "reason")
+        .order_by("id")
+    ):
+        open_events[event.instance_id].append(event)
+    return open_events
+
+
+def _move(instance: ProcessInstance, *, target: str, version_id: int, actor, note: str, now) -> None:
+    """A transition that no event caused: recorded with who and why; parked events retried."""
+    from_state = instance.state
+    instance.version_id = version_id
+    instance.move_to(target=target)
     instance.state_entered_at = now
-    instance.updated_at = now
+    TransitionRecord.objects.create(
+        instance=instance, from_state=from_state, to_state=target, occurred_at=now, actor=actor, note=note[:500]
+    )
+    batch = _ApplyBatch(now)
+    batch.run(instance, _open_events([instance.pk]).get(instance.pk, []), version_id=version_id, state_changed=True)
+    batch.save()
+
+
+@transaction.atomic
+def instance_move_manually(*, instance_id: int, target: str, actor, note: str) -> ProcessInstance:
+    """An operator moves an instance to another state of its version (from the admin)."""
+    instance = instances_for_update([instance_id]).get()
+    if instance.version_id is None:
+        raise ValueError("the instance has not started yet")
+    definition = version_definition(version_id=instance.version_id)
+    if target not in definition.kinds:
+        raise ValueError(f"unknown state {target!r}")
+    _move(instance, target=target, version_id=instance.version_id, actor=actor, note=note, now=timezone.now())
+    return instance
+
+
+@transaction.atomic
+def instances_migrate_version(
+    *, instance_ids: Sequence[int], version, state_mapping: dict[str, str], actor=None
+) -> int:
+    """Move in-flight instances to another version of their model, mapping states that it lacks.
+
+    Every state of a migrated instance must exist in the target version, directly or through
+    ``state_mapping``; otherwise nothing is migrated. Each move is recorded in the history.
+    """
+    definition = version_definition(version_id=version.pk)
+    instances = [
+        i
+        for i in instances_for_update(instance_ids).select_related("version")
+        if i.version_id and i.version_id != version.pk
+    ]
+    if any(i.model_id != version.model_id for i in instances):
+        raise ValueError("instances of another model cannot move to this version")
+    missing = {i.state for i in instances if state_mapping.get(i.state, i.state) not in definition.kinds}
+    if missing:
+        raise ValueError(f"no state in version {version.number} for: {', '.join(sorted(missing))}")
+    now = timezone.now()
+    for instance in instances:
+        target = state_mapping.get(instance.state, instance.state)
+        note = f"migrated from version {instance.version.number} to {version.number}"
+        _move(instance, target=target, version_id=version.pk, actor=actor, note=note, now=now)
+    return len(instances)
+
+
+def token_create(*, name: str, user, can_produce: bool, can_read: bool):
+    """A new API token; returns (token, key). Only the key's hash is stored."""
+    from tracking.models import ApiToken, hash_token
+
+    key = ApiToken.new_key()
+    token = ApiToken.objects.create(
+        name=name, user=user, key_hash=hash_token(key), prefix=key[:8], can_produce=can_produce, can_read=can_read
+    )
+    return token, key
 
 
 def events_expire_parked() -> int:

@@ -1,0 +1,126 @@
+"""Admin for operators: instances with their history, the inbox, dead letters and API tokens."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from models_registry.selectors import version_definition
+from tracking.models import ApiToken, DeadLetter, InboxEvent, ProcessInstance, TransitionRecord
+from tracking.services import instance_move_manually, token_create
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class TransitionRecordInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = TransitionRecord
+    fields = ["from_state", "to_state", "occurred_at", "recorded_at", "event", "actor", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+class MoveForm(forms.Form):
+    target = forms.ChoiceField(label="Move to state")
+    note = forms.CharField(max_length=400, help_text="Why; recorded in the history.")
+
+
+@admin.register(ProcessInstance)
+class ProcessInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["transaction_id", "model", "state", "status", "version", "updated_at"]
+    list_filter = ["status", "model"]
+    search_fields = ["transaction_id"]
+    list_select_related = ["model", "version"]
+    readonly_fields = [
+        "model", "version", "transaction_id", "state", "status", "context",
+        "created_at", "started_at", "state_entered_at", "updated_at", "move_link",
+    ]  # fmt: skip
+    inlines = [TransitionRecordInline]
+    show_full_result_count = False
+
+    @admin.display(description="Manual transition")
+    def move_link(self, obj):
+        if not obj.pk or not obj.version_id:
+            return "-"
+        url = reverse("admin:tracking_processinstance_move", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Move to another state…</a>', url)
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/move/", self.admin_site.admin_view(self.move_view), name="tracking_processinstance_move"),
+            *super().get_urls(),
+        ]
+
+    def move_view(self, request, pk):
+        instance = ProcessInstance.objects.select_related("model", "version").get(pk=pk)
+        if not request.user.has_perm("tracking.change_processinstance") or instance.version_id is None:
+            messages.error(request, "You cannot move this instance.")
+            return redirect("admin:tracking_processinstance_change", pk)
+        definition = version_definition(version_id=instance.version_id)
+        form = MoveForm(request.POST or None)
+        form.fields["target"].choices = [(key, key) for key in definition.kinds if key != instance.state]
+        if request.method == "POST" and form.is_valid():
+            instance_move_manually(
+                instance_id=instance.pk,
+                target=form.cleaned_data["target"],
+                actor=request.user,
+                note=form.cleaned_data["note"],
+            )
+            messages.success(request, f"Moved to {form.cleaned_data['target']}.")
+            return redirect("admin:tracking_processinstance_change", pk)
+        context = {**self.admin_site.each_context(request), "form": form, "instance": instance, "opts": self.opts}
+        return render(request, "admin/tracking/processinstance/move.html", context)
+
+    def has_change_permission(self, request, obj=None):
+        # Read-only fields, but the change page stays reachable for the manual transition.
+        return request.user.has_perm("tracking.change_processinstance")
+
+
+@admin.register(InboxEvent)
+class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "event_id", "model", "event_type", "status", "source_kind", "received_at", "duplicate_count"]
+    list_filter = ["status", "source_kind", "model"]
+    search_fields = ["event_id", "instance__transaction_id"]
+    list_select_related = ["model"]
+    readonly_fields = [f.name for f in InboxEvent._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["received_at", "source_kind", "source_ref", "field", "reason"]
+    list_filter = ["source_kind"]
+    search_fields = ["source_ref", "reason"]
+    readonly_fields = ["received_at", "source_kind", "source_ref", "field", "reason", "raw_text"]
+    exclude = ["raw"]
+
+    @admin.display(description="Raw input")
+    def raw_text(self, obj):
+        return bytes(obj.raw)[:20000].decode("utf-8", errors="replace")
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["name", "user", "can_produce", "can_read", "revoked"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    form = ApiTokenForm
+    list_display = ["name", "prefix", "user", "can_produce", "can_read", "revoked", "last_used_at"]
+    list_filter = ["can_produce", "can_read", "revoked"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        token, key = token_create(name=obj.name, user=obj.user, can_produce=obj.can_produce, can_read=obj.can_read)
+        obj.pk = token.pk
+        messages.warning(request, f"The key of token {token.name!r} is {key} — copy it now, it is not shown again.")
