@@ -38,6 +38,7 @@ class StatusModel(models.Model):
 
     class Meta:
         ordering = ["key"]
+        permissions = [("edit_definitions", "Can import and publish status model definitions (API)")]
 
     def __str__(self) -> str:
         return self.key
