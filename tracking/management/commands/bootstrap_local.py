@@ -1,3 +1,4 @@
+import os
 import secrets
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         user.save()
         _, key = token_create(name="local", user=user, can_produce=True, can_read=True)
         text = (
-            f"admin login: http://127.0.0.1:8000/admin/  user: admin  password: {password}\n"
+            f"admin login: http://127.0.0.1:{os.environ.get('PORT', '8000')}/admin/  user: admin  password: {password}\n"
             f"API token (producer and reader): {key}\n"
         )
         login_file.parent.mkdir(parents=True, exist_ok=True)
