@@ -32,6 +32,11 @@ def version_definition(*, version_id: int) -> Definition:
     return _compiled(version_id)
 
 
+def clear_definition_cache() -> None:
+    """Forget compiled definitions (tests reuse primary keys across rolled-back transactions)."""
+    _compiled.cache_clear()
+
+
 def model_list():
     return StatusModel.objects.annotate(latest_version=Max("versions__number")).filter(latest_version__isnull=False)
 

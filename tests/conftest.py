@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from models_registry.selectors import clear_definition_cache
 from models_registry.services import model_import, parse_documents
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,20 @@ def load_example_model(name: str = "order-fulfilment.yaml"):
     document = parse_documents((EXAMPLES / name).read_text(), filename=name)[0]
     version, _ = model_import(document=document)
     return version
+
+
+@pytest.fixture(autouse=True)
+def _fresh_definition_cache():
+    clear_definition_cache()
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    # Tests render pages without running collectstatic first; production uses the manifest.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture
