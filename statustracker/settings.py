@@ -117,6 +117,9 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tracking.authentication.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: the browsable docs are Swagger UI at /api/docs/.
+    "DEFAULT_PARSER_CLASSES": ["tracking.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -136,12 +139,13 @@ SPECTACULAR_SETTINGS = {
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -178,6 +182,8 @@ STATUSTRACKER_TASK_BATCH_SIZE = env.int("STATUSTRACKER_TASK_BATCH_SIZE", default
 # A pending event older than this with no task applying it is enqueued again by the sweep.
 STATUSTRACKER_SWEEP_AFTER_SECONDS = env.int("STATUSTRACKER_SWEEP_AFTER_SECONDS", default=60)
 STATUSTRACKER_MAX_EVENTS_PER_REQUEST = 500
+# Largest API request body read; one event may be at most 1 MiB (docs/spec/events.md).
+STATUSTRACKER_MAX_REQUEST_BYTES = env.int("STATUSTRACKER_MAX_REQUEST_BYTES", default=10 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,
