@@ -6,6 +6,8 @@ Pure Python, no ORM. Both the native and the CloudEvents form come out as the sa
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,16 +62,47 @@ class Envelope:
         }
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
+# Text a JSON parser accepts but the inbox cannot store: PostgreSQL refuses NUL in text and jsonb,
+# and a lone surrogate cannot be encoded as UTF-8 at all.
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_values(value: dict) -> None:
+    """Reject nesting beyond the limit and values that could not be stored as given.
+
+    One walk over the whole value, without recursion (a deep value must not exhaust the stack);
+    a bad value is reported under the top-level field it sits in.
+    """
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
-        item, depth = stack.pop()
+        item, depth, field = stack.pop()
         if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+            if depth > MAX_DEPTH:
+                raise EnvelopeError("", f"nested deeper than {MAX_DEPTH} levels")
+            # Pushed in reverse so that the first bad field in document order is the one reported.
+            if isinstance(item, dict):
+                for key, child in reversed(item.items()):
+                    _check_text(key, field)
+                    stack.append((child, depth + 1, field or key))
+            else:
+                stack.extend((child, depth + 1, field) for child in reversed(item))
+        elif isinstance(item, str):
+            _check_text(item, field)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise EnvelopeError(field, "a number is out of range")
+
+
+def _check_text(text: str, field: str) -> None:
+    match = _UNSTORABLE_TEXT.search(text)
+    if match is None:
+        return
+    if match.group() == "\x00":
+        raise EnvelopeError(field, "text contains a NUL character")
+    raise EnvelopeError(field, "text contains a lone surrogate, which is not valid Unicode")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def decode(raw: bytes) -> Any:
@@ -77,7 +110,9 @@ def decode(raw: bytes) -> Any:
     if len(raw) > MAX_BYTES:
         raise EnvelopeError("", f"larger than {MAX_BYTES} bytes")
     try:
-        return json.loads(raw)
+        # Decoded here rather than by json.loads, which would also guess UTF-16 and UTF-32;
+        # a leading byte order mark is tolerated.
+        return json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise EnvelopeError("", "not UTF-8") from None
     except RecursionError:
@@ -94,8 +129,7 @@ def parse(value: Any, *, default_event_id: str | None = None, size: int | None =
     """
     if not isinstance(value, dict):
         raise EnvelopeError("", "an event must be a JSON object")
-    if _depth_exceeds(value, MAX_DEPTH):
-        raise EnvelopeError("", f"nested deeper than {MAX_DEPTH} levels")
+    _check_values(value)
     if size is None:
         size = len(json.dumps(value, ensure_ascii=False).encode())
     if size > MAX_BYTES:
@@ -123,7 +157,10 @@ def parse(value: Any, *, default_event_id: str | None = None, size: int | None =
     occurred_at = None
     if fields.get("occurred_at") is not None:
         raw_time = fields["occurred_at"]
-        occurred_at = parse_datetime(raw_time) if isinstance(raw_time, str) else None
+        try:
+            occurred_at = parse_datetime(raw_time) if isinstance(raw_time, str) else None
+        except ValueError:  # well formed but not a real time, such as February 30
+            occurred_at = None
         if occurred_at is None or occurred_at.tzinfo is None:
             raise EnvelopeError(names["occurred_at"], "must be an RFC 3339 time with a UTC offset")
     data = fields.get("data")
