@@ -17,6 +17,7 @@ from django.utils import timezone
 from models_registry.handlers import get_handler
 from models_registry.selectors import current_versions, version_definition
 from tracking import engine
+from tracking.bulk import bulk_set
 from tracking.envelope import Envelope, EnvelopeError, decode, parse
 from tracking.locks import instances_for_update
 from tracking.models import (
@@ -280,11 +281,9 @@ class _ApplyBatch:
             self.instances.append(instance)
 
     def save(self) -> None:
-        InboxEvent.objects.bulk_update(self.events, ["status", "reason", "processed_at"], batch_size=500)
-        ProcessInstance.objects.bulk_update(
-            self.instances,
-            ["version", "state", "status", "context", "started_at", "state_entered_at", "updated_at"],
-            batch_size=500,
+        bulk_set(self.events, ["status", "reason", "processed_at"])
+        bulk_set(
+            self.instances, ["version", "state", "status", "context", "started_at", "state_entered_at", "updated_at"]
         )
         TransitionRecord.objects.bulk_create(self.history, batch_size=500)
 
@@ -366,6 +365,21 @@ def token_create(*, name: str, user, can_produce: bool, can_read: bool):
         name=name, user=user, key_hash=hash_token(key), prefix=key[:8], can_produce=can_produce, can_read=can_read
     )
     return token, key
+
+
+@transaction.atomic
+def instance_tracking_link_renew(*, instance_id: int) -> str:
+    """Revoke every customer link of an instance by giving it a new link nonce; returns the nonce.
+
+    A plain UPDATE: the instance's ``updated_at`` (what the customer sees as "last updated") and
+    its state are left alone.
+    """
+    from tracking.models import new_link_nonce
+
+    nonce = new_link_nonce()
+    if not ProcessInstance.objects.filter(pk=instance_id).update(link_nonce=nonce):
+        raise ProcessInstance.DoesNotExist(f"no instance {instance_id}")
+    return nonce
 
 
 def events_expire_parked() -> int:
