@@ -46,3 +46,8 @@ def model_version(*, key: str, number: int | None = None) -> ModelVersion | None
     if number is not None:
         return versions.filter(number=number).first()
     return versions.order_by("-number").first()
+
+
+def model_version_numbers(*, key: str) -> list[int]:
+    """The published version numbers of a model, oldest first."""
+    return list(ModelVersion.objects.filter(model__key=key).order_by("number").values_list("number", flat=True))

@@ -1,1 +1,9 @@
-urlpatterns: list = []
+from django.urls import path
+
+from models_registry.apis import ModelCollectionApi, ModelDetailApi
+
+urlpatterns = [
+    # GET lists models (ModelListApi), POST imports one (ModelImportApi).
+    path("models", ModelCollectionApi.as_view(), name="models"),
+    path("models/<str:model_id>", ModelDetailApi.as_view(), name="models-detail"),
+]

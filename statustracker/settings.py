@@ -133,6 +133,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "EventResultStatusEnum": "tracking.apis.EVENT_RESULT_CHOICES",
+        "MilestoneStatusEnum": "tracking.apis.MILESTONE_STATUS_CHOICES",
+        "InstanceStatusEnum": "tracking.apis.INSTANCE_STATUS_CHOICES",
+        "HealthStatusEnum": "tracking.apis.HEALTH_STATUS_CHOICES",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from tracking.apis import healthz
+from tracking.apis import HealthCheckApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,5 +10,5 @@ urlpatterns = [
     path("api/v1/", include("models_registry.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("healthz", healthz, name="healthz"),
+    path("healthz", HealthCheckApi.as_view(), name="healthz"),
 ]

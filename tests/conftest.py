@@ -141,3 +141,31 @@ def start_worker(transactional_db):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def api_client(db, django_user_model):
+    """A DRF test client holding a fresh API token made by the real token service.
+
+    ``api_client(produce=True, read=False, staff=False, permissions=(), username=None)``; the
+    client's ``token`` and ``key`` attributes are the token row and its plain key.
+    """
+    from django.contrib.auth.models import Permission
+    from rest_framework.test import APIClient
+
+    from tracking.services import token_create
+
+    def make(*, produce=False, read=False, staff=False, permissions=(), username=None):
+        user = django_user_model.objects.create_user(
+            username=username or f"user-{uuid.uuid4().hex[:8]}", password=uuid.uuid4().hex, is_staff=staff
+        )
+        for codename in permissions:
+            app_label, code = codename.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=code))
+        token, key = token_create(name="test", user=user, can_produce=produce, can_read=read)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        client.token, client.key, client.user = token, key, user
+        return client
+
+    return make
