@@ -191,6 +191,28 @@ STATUSTRACKER_MAX_EVENTS_PER_REQUEST = 500
 # Largest API request body read; one event may be at most 1 MiB (docs/spec/events.md).
 STATUSTRACKER_MAX_REQUEST_BYTES = env.int("STATUSTRACKER_MAX_REQUEST_BYTES", default=10 * 1024 * 1024)
 
+# --- Kinesis consumer (docs/kinesis.md); each is the default of a consume_kinesis option -------
+KINESIS_STREAM_NAME = env.str("KINESIS_STREAM_NAME", default="")
+AWS_DEFAULT_REGION = env.str("AWS_DEFAULT_REGION", default="")
+# A local Kinesis-compatible server such as kinesalite; empty: AWS.
+KINESIS_ENDPOINT_URL = env.str("KINESIS_ENDPOINT_URL", default="")
+# Where shards with no checkpoint start: TRIM_HORIZON, LATEST or AT_TIMESTAMP (with the time below).
+KINESIS_INITIAL_POSITION = env.str("KINESIS_INITIAL_POSITION", default="TRIM_HORIZON")
+KINESIS_START_TIMESTAMP = env.str("KINESIS_START_TIMESTAMP", default="")
+# Unique per consumer process; empty: host:pid.
+KINESIS_WORKER_ID = env.str("KINESIS_WORKER_ID", default="")
+KINESIS_BATCH_SIZE = env.int("KINESIS_BATCH_SIZE", default=500)
+KINESIS_LEASE_DURATION = env.float("KINESIS_LEASE_DURATION", default=10.0)
+KINESIS_SHARD_SYNC_INTERVAL = env.float("KINESIS_SHARD_SYNC_INTERVAL", default=10.0)
+KINESIS_IDLE_POLL_INTERVAL = env.float("KINESIS_IDLE_POLL_INTERVAL", default=1.0)
+KINESIS_PROGRESS_INTERVAL = env.float("KINESIS_PROGRESS_INTERVAL", default=30.0)
+KINESIS_METRICS_PORT = env.int("KINESIS_METRICS_PORT", default=0)
+KINESIS_METRICS_ADDR = env.str("KINESIS_METRICS_ADDR", default="127.0.0.1")
+KINESIS_LOG_FORMAT = env.str("KINESIS_LOG_FORMAT", default="json")
+KINESIS_LOG_LEVEL = env.str("KINESIS_LOG_LEVEL", default="INFO")
+# When set, /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

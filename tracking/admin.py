@@ -7,7 +7,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from models_registry.selectors import version_definition
-from tracking.models import ApiToken, DeadLetter, InboxEvent, ProcessInstance, TransitionRecord
+from tracking.models import ApiToken, DeadLetter, InboxEvent, ProcessInstance, ShardLease, TransitionRecord
 from tracking.services import instance_move_manually, token_create
 
 
@@ -124,3 +124,30 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token, key = token_create(name=obj.name, user=obj.user, can_produce=obj.can_produce, can_read=obj.can_read)
         obj.pk = token.pk
         messages.warning(request, f"The key of token {token.name!r} is {key} — copy it now, it is not shown again.")
+
+
+@admin.register(ShardLease)
+class ShardLeaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The Kinesis consumer at a glance: who reads each shard, how far behind, how fast."""
+
+    list_display = [
+        "stream", "shard_id", "owner", "lag", "records_per_second_display", "last_checkpoint_at",
+        "records_processed", "finished", "lease_expires_at",
+    ]  # fmt: skip
+    list_filter = ["stream", "finished", "owner"]
+    search_fields = ["shard_id", "owner"]
+    readonly_fields = [f.name for f in ShardLease._meta.fields]
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a lease would lose its checkpoint: the shard would be read again from the start.
+        return False
+
+    @admin.display(description="Lag", ordering="millis_behind_latest")
+    def lag(self, obj):
+        if obj.millis_behind_latest is None:
+            return "-"
+        return f"{obj.millis_behind_latest / 1000:.1f} s"
+
+    @admin.display(description="Records/s", ordering="records_per_second")
+    def records_per_second_display(self, obj):
+        return f"{obj.records_per_second:.1f}"

@@ -166,3 +166,39 @@ class ApiToken(models.Model):
     @staticmethod
     def new_key() -> str:
         return secrets.token_hex(20)
+
+
+class ShardLease(models.Model):
+    """Who reads one Kinesis shard, and how far it has been read: the consumer's shared state.
+
+    Workers change a lease only with conditional updates on ``lease_counter`` (take, renew, hand
+    over, release), so two workers can never both believe they hold it; the checkpoint is written
+    in the same transaction as the events it covers and only while the writer still holds the
+    lease. Expiry is compared with the database clock, so workers on several machines need no
+    synchronised clocks.
+    """
+
+    stream = models.CharField(max_length=128)
+    shard_id = models.CharField(max_length=128)
+    parent_shard_ids = models.JSONField(default=list, blank=True)
+    owner = models.CharField(max_length=255, blank=True, db_index=True)
+    # A worker below its fair share asks the owner to hand the lease over after its current batch,
+    # so that a shard never has two readers at once.
+    pending_owner = models.CharField(max_length=255, blank=True)
+    lease_counter = models.BigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    checkpoint_sequence = models.CharField(max_length=128, blank=True)
+    checkpoint_sub_sequence = models.BigIntegerField(default=0)
+    finished = models.BooleanField(default=False, help_text="Read to its end (a closed parent shard).")
+    records_processed = models.BigIntegerField(default=0)
+    millis_behind_latest = models.BigIntegerField(null=True, blank=True)
+    records_per_second = models.FloatField(default=0.0)
+    last_checkpoint_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["stream", "shard_id"], name="unique_lease_per_shard")]
+        ordering = ["stream", "shard_id"]
+
+    def __str__(self) -> str:
+        return f"{self.stream}/{self.shard_id}"
