@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from tracking import views as tracking_views
 from tracking.apis import HealthCheckApi
 from tracking.kinesis.metrics import metrics_view
 
@@ -13,4 +14,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", HealthCheckApi.as_view(), name="healthz"),
     path("metrics", metrics_view, name="metrics"),
+    path("track/<str:token>/", tracking_views.instance_page, name="tracking-page"),
+    path("track/<str:token>/live", tracking_views.instance_page_live, name="tracking-page-live"),
 ]

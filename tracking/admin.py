@@ -7,8 +7,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from models_registry.selectors import version_definition
+from tracking.links import instance_tracking_url
 from tracking.models import ApiToken, DeadLetter, InboxEvent, ProcessInstance, ShardLease, TransitionRecord
-from tracking.services import instance_move_manually, token_create
+from tracking.services import instance_move_manually, instance_tracking_link_renew, token_create
 
 
 class ReadOnlyAdminMixin:
@@ -40,10 +41,31 @@ class ProcessInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["model", "version"]
     readonly_fields = [
         "model", "version", "transaction_id", "state", "status", "context",
-        "created_at", "started_at", "state_entered_at", "updated_at", "move_link",
+        "created_at", "started_at", "state_entered_at", "updated_at", "move_link", "customer_link",
     ]  # fmt: skip
     inlines = [TransitionRecordInline]
     show_full_result_count = False
+    actions = ["renew_customer_links"]
+
+    @admin.display(description="Customer link")
+    def customer_link(self, obj):
+        if not obj.pk or not obj.version_id:
+            return "-"
+        # On STATUSTRACKER_PUBLIC_URL, the host customers reach, not the one the admin is served on.
+        url = instance_tracking_url(instance=obj)
+        return format_html(
+            '<input type="text" readonly value="{}" size="90" aria-label="Customer link"> <a href="{}" '
+            'target="_blank" rel="noopener noreferrer">Open</a><div class="help">Copy it for the customer. '
+            "To revoke it, use the action “Revoke customer links” in the list: a new link replaces it.</div>",
+            url,
+            url,
+        )
+
+    @admin.action(description="Revoke customer links (issue new ones)", permissions=["change"])
+    def renew_customer_links(self, request, queryset):
+        for pk in queryset.values_list("pk", flat=True):
+            instance_tracking_link_renew(instance_id=pk)
+        messages.success(request, f"Revoked the customer links of {queryset.count()} instances; new ones replace them.")
 
     @admin.display(description="Manual transition")
     def move_link(self, obj):

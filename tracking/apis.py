@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from tracking.links import instance_tracking_url
 from tracking.models import InstanceStatus, SourceKind
 from tracking.pagination import ApiPagination
 from tracking.parsers import CloudEventBatchParser, CloudEventParser, EventsParser, RawBody, max_request_bytes
@@ -310,6 +311,11 @@ class InstanceDetailApi(APIView):
         created_at = serializers.DateTimeField()
         started_at = serializers.DateTimeField(allow_null=True)
         updated_at = serializers.DateTimeField()
+        tracking_url = serializers.URLField(
+            help_text="The customer's page for this instance: a signed link to hand to the customer. It stays the "
+            "same until an operator revokes it (then a new one is returned); it may expire "
+            "(STATUSTRACKER_TRACKING_LINK_MAX_AGE)."
+        )
 
         class Meta:
             ref_name = "InstanceDetail"
@@ -367,7 +373,11 @@ class InstanceDetailApi(APIView):
         detail = instance_detail(model_key=model_id, transaction_id=transaction_id)
         if detail is None:
             raise NotFound(f"No instance of model {model_id!r} for transaction {transaction_id!r}.")
-        return Response(self.OutputSerializer(self._output(detail)).data)
+        output = {
+            **self._output(detail),
+            "tracking_url": instance_tracking_url(instance=detail.instance, request=request),
+        }
+        return Response(self.OutputSerializer(output).data)
 
 
 class InstanceListApi(APIView):

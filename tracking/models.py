@@ -27,6 +27,11 @@ STATUS_BY_KIND = {
 }
 
 
+def new_link_nonce() -> str:
+    """The random, per-instance part of the customer's tracking link (see tracking/links.py)."""
+    return secrets.token_urlsafe(16)
+
+
 class ProcessInstance(FSMModelMixin, models.Model):
     """One service request: the instance of a model for one transaction id.
 
@@ -45,12 +50,22 @@ class ProcessInstance(FSMModelMixin, models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     state_entered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    # Customer links carry this value, signed; replacing it revokes every link issued so far.
+    link_nonce = models.CharField(max_length=32, unique=True, default=new_link_nonce, editable=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["model", "transaction_id"], name="unique_instance_per_transaction"),
         ]
-        indexes = [models.Index(fields=["model", "state"], name="instance_model_state")]
+        indexes = [
+            models.Index(fields=["model", "state"], name="instance_model_state"),
+            # The customer page's completion estimate reads the latest completions of a version.
+            models.Index(
+                fields=["version", "state_entered_at"],
+                name="instance_succeeded_recent",
+                condition=Q(status="succeeded"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model_id}/{self.transaction_id}"

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 
 from models_registry.definition import Definition
 from models_registry.selectors import version_definition
+from tracking.customer_page import CustomerPage, HistoryRow, MilestoneStats, build_page, completion_stats
 from tracking.models import EventStatus, InboxEvent, InstanceStatus, ProcessInstance, TransitionRecord
 from tracking.progress import instance_milestones
 
@@ -58,7 +61,7 @@ def instance_get(*, model_key: str, transaction_id: str) -> ProcessInstance | No
     return (
         started_instances()
         .select_related("model", "version")
-        .only(*INSTANCE_FIELDS, "context", "model__key", "version__number")
+        .only(*INSTANCE_FIELDS, "context", "link_nonce", "model__key", "version__number")
         .filter(model__key=model_key, transaction_id=transaction_id)
         .first()
     )
@@ -129,3 +132,64 @@ def instance_list(
 def instance_state_label(*, instance: ProcessInstance) -> str:
     """The customer-facing label of the instance's state, from its pinned version."""
     return state_labels(version_definition(version_id=instance.version_id)).get(instance.state, instance.state)
+
+
+# --- Customer page (tracking/views.py): a fixed number of queries whatever the history ----------
+
+
+def instance_for_customer(*, nonce: str) -> ProcessInstance | None:
+    """The started instance whose tracking links carry this nonce, or None (one query)."""
+    return (
+        started_instances()
+        .only("id", "version_id", "state", "status", "context", "state_entered_at", "updated_at", "link_nonce")
+        .filter(link_nonce=nonce)
+        .first()
+    )
+
+
+def version_completion_stats(*, version_id: int) -> dict[str, MilestoneStats]:
+    """Time from each milestone to completion over the version's latest completed instances.
+
+    One query over at most ``STATUSTRACKER_ETA_SAMPLE_SIZE`` instances (their index keeps it
+    independent of how much history there is), cached per version for
+    ``STATUSTRACKER_ETA_CACHE_SECONDS``: page views read the cache.
+    """
+    key = f"tracking:completion-stats:{version_id}"
+    stats = cache.get(key)
+    if stats is None:
+        recent = (
+            ProcessInstance.objects.filter(version_id=version_id, status=InstanceStatus.SUCCEEDED)
+            .order_by("-state_entered_at")
+            .values("id")[: settings.STATUSTRACKER_ETA_SAMPLE_SIZE]
+        )
+        rows = (
+            TransitionRecord.objects.filter(instance_id__in=recent)
+            .order_by("instance_id", "id")
+            .values_list("instance_id", "to_state", "occurred_at")
+        )
+        stats = completion_stats(version_definition(version_id=version_id).document, rows.iterator())
+        cache.set(key, stats, settings.STATUSTRACKER_ETA_CACHE_SECONDS)
+    return stats
+
+
+def instance_customer_page(*, instance: ProcessInstance, now: datetime) -> CustomerPage:
+    """What the customer page shows: the history is one query; definition and statistics are cached."""
+    definition = version_definition(version_id=instance.version_id)
+    history = [
+        HistoryRow(to_state, occurred_at)
+        for to_state, occurred_at in TransitionRecord.objects.filter(instance_id=instance.pk)
+        .order_by("id")
+        .values_list("to_state", "occurred_at")
+    ]
+    stats = version_completion_stats(version_id=instance.version_id) if instance.status == InstanceStatus.ACTIVE else {}
+    return build_page(
+        document=definition.document,
+        state=instance.state,
+        context=instance.context,
+        history=history,
+        updated_at=instance.updated_at,
+        state_entered_at=instance.state_entered_at,
+        stats=stats,
+        minimum_completed=settings.STATUSTRACKER_ETA_MIN_COMPLETED,
+        now=now,
+    )
