@@ -71,6 +71,11 @@ def _text(raw: Mapping, key: str, path: str, errors: _Collector, *, required: bo
     return value
 
 
+def _is_key_of(value: Any, keys: Mapping[str, str]) -> bool:
+    # A list or an object where a key belongs is an unknown key, not a crash on hashing it.
+    return isinstance(value, str) and value in keys
+
+
 def _compiles(expression: Any, path: str, errors: _Collector) -> bool:
     if not isinstance(expression, str) or not expression.strip():
         errors.add(path, "Must be a non-empty JMESPath expression.")
@@ -123,7 +128,7 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
     name = _text(raw, "name", "name", errors, required=True, max_length=200)
     description = _text(raw, "description", "description", errors, required=False, max_length=2000)
     handler = raw.get("handler") or "declarative"
-    if handler not in handler_names:
+    if not isinstance(handler, str) or handler not in handler_names:
         errors.add("handler", f"Unknown handler {handler!r}; registered: {', '.join(sorted(handler_names))}.")
     park_ttl = _duration(raw, "park_ttl", "park_ttl", errors) or DEFAULT_PARK_TTL
 
@@ -184,14 +189,14 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
             pass
         elif isinstance(sources, list) and sources:
             for j, source in enumerate(sources):
-                if source not in kinds:
+                if not _is_key_of(source, kinds):
                     errors.add(f"{path}.from[{j}]", f"Unknown state key {source!r}.")
                 elif kinds[source] in TERMINAL_KINDS:
                     errors.add(f"{path}.from[{j}]", f"{source!r} is terminal and cannot have outgoing transitions.")
         else:
             errors.add(f"{path}.from", 'Must be a non-empty list of state keys or "*".')
         target = raw_transition.get("to")
-        if target not in kinds:
+        if not _is_key_of(target, kinds):
             errors.add(f"{path}.to", f"Unknown state key {target!r}.")
         transition = {"event": event_type, "from": sources, "to": target}
         if raw_transition.get("when") is not None:
@@ -203,8 +208,13 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
                 errors.add(f"{path}.set", "Must be a map of context field to JMESPath expression.")
             else:
                 for name_, expression in assignments.items():
+                    if not isinstance(name_, str) or not name_:
+                        errors.add(f"{path}.set", f"Context field names must be non-empty strings, not {name_!r}.")
+                        continue
                     _compiles(expression, f"{path}.set.{name_}", errors)
-                transition["set"] = dict(assignments)
+                # Sorted: the fields are independent of each other, and PostgreSQL's jsonb would
+                # not keep the written order anyway.
+                transition["set"] = dict(sorted(assignments.items(), key=lambda item: str(item[0])))
         transitions.append(transition)
 
     milestones: list[dict] = []
@@ -232,7 +242,7 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
         if not member_states:
             errors.add(f"{path}.states", "List at least one state.")
         for j, state_key in enumerate(member_states):
-            if state_key not in kinds:
+            if not _is_key_of(state_key, kinds):
                 errors.add(f"{path}.states[{j}]", f"Unknown state key {state_key!r}.")
             elif state_key in grouped:
                 errors.add(
@@ -281,6 +291,48 @@ def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> d
         "milestones": milestones,
         "display": display,
     }
+
+
+_KEY_ORDER = {
+    "document": (
+        "id",
+        "name",
+        "description",
+        "handler",
+        "initial_state",
+        "start_events",
+        "park_ttl",
+        "states",
+        "transitions",
+        "milestones",
+        "display",
+    ),
+    "states": ("key", "label", "description", "kind", "expected_within"),
+    "transitions": ("event", "from", "to", "when", "set"),
+    "milestones": ("key", "label", "description", "states"),
+    "display": ("field", "label"),
+}
+
+
+def canonical_order(document: Mapping) -> dict:
+    """A valid document with its keys in the canonical order again.
+
+    PostgreSQL's jsonb stores object keys in an order of its own, so a document read back from a
+    ModelVersion is put in this order before it is exported or shown: the same model gives the
+    same bytes on every database.
+    """
+
+    def ordered(entry: Mapping, kind: str) -> dict:
+        return {key: entry[key] for key in _KEY_ORDER[kind] if key in entry}
+
+    result = ordered(document, "document")
+    for kind in ("states", "transitions", "milestones", "display"):
+        if isinstance(result.get(kind), list):
+            result[kind] = [ordered(entry, kind) for entry in result[kind]]
+    for transition in result.get("transitions", []):
+        if isinstance(transition.get("set"), Mapping):
+            transition["set"] = dict(sorted(transition["set"].items()))
+    return result
 
 
 def _successors(kinds: Mapping[str, str], transitions: list[dict]) -> dict[str, set[str]]:
@@ -344,7 +396,7 @@ class Definition:
             )
             for t in document["transitions"]
         )
-        return cls(document=document, transitions=compiled)
+        return cls(document=canonical_order(document), transitions=compiled)
 
     @property
     def id(self) -> str:

@@ -38,7 +38,13 @@ def clear_definition_cache() -> None:
 
 
 def model_list():
-    return StatusModel.objects.annotate(latest_version=Max("versions__number")).filter(latest_version__isnull=False)
+    # Ordered explicitly: an aggregate query does not apply Meta.ordering, and exports and pages
+    # must list models in the same order every time.
+    return (
+        StatusModel.objects.annotate(latest_version=Max("versions__number"))
+        .filter(latest_version__isnull=False)
+        .order_by("key")
+    )
 
 
 def model_version(*, key: str, number: int | None = None) -> ModelVersion | None:

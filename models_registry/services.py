@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import yaml
 from django.db import transaction
 
-from models_registry.definition import ANY_STATE, DefinitionError, validate_definition
+from models_registry.definition import ANY_STATE, DefinitionError, canonical_order, validate_definition
 from models_registry.models import ModelVersion, StateDefinition, StatusModel, TransitionDefinition
 
 
@@ -136,7 +136,7 @@ def parse_documents(text: str, *, filename: str = "") -> list:
 
 
 def dump_documents(documents: Iterable[dict], *, fmt: str) -> str:
-    documents = list(documents)
+    documents = [canonical_order(document) for document in documents]
     if fmt == "json":
         payload = documents[0] if len(documents) == 1 else documents
         return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
