@@ -202,7 +202,12 @@ def test_create_api_token_prints_a_working_key(example_model, django_user_model)
 
     key = out.getvalue().strip()
     token = ApiToken.objects.get(key_hash=hash_token(key))
-    assert (token.name, token.user.username, token.can_produce, token.can_read) == ("billing feed", "billing", True, False)
+    assert (token.name, token.user.username, token.can_produce, token.can_read) == (
+        "billing feed",
+        "billing",
+        True,
+        False,
+    )
     assert "produce" in err.getvalue()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
