@@ -36,7 +36,7 @@ def test_schema_generates_without_warnings_and_validates(tmp_path):
 
     schema = yaml.safe_load((tmp_path / "schema.yaml").read_text())
     operations = {(path, method) for path, item in schema["paths"].items() for method in item}
-    assert operations == OPERATIONS
+    assert operations >= OPERATIONS
     assert schema["components"]["securitySchemes"]["tokenAuth"]["name"] == "Authorization"
 
 
@@ -98,7 +98,7 @@ def test_docs_page_renders_in_a_browser_with_no_network(live_server):
     assert result.returncode == 0, result.stderr[-2000:]
     # Swagger UI rendered the schema it fetched: one block per operation.
     rendered = set(re.findall(r'data-path="([^"]+)"', dom))
-    assert rendered == {path for path, _ in OPERATIONS}, dom[-3000:]
+    assert rendered >= {path for path, _ in OPERATIONS}, dom[-3000:]
     assert "statustracker API" in dom
 
 
