@@ -92,7 +92,10 @@ def steps(response) -> list[tuple[str, bool]]:
 
 def step_labels(response) -> list[str]:
     body = response.content.decode()
-    return [re.sub(r"\s+", " ", html.unescape(m)).strip() for m in re.findall(r'<p class="step-label">([^<]*)', body)]
+    return [
+        re.sub(r"\s+", " ", html.unescape(m)).strip()
+        for m in re.findall(r'<span class="step-name">([^<]*)</span>', body)
+    ]
 
 
 # --- links ------------------------------------------------------------------------------------
