@@ -127,7 +127,9 @@ def _request_items(body: RawBody, source_ref: str) -> tuple[list[RawEvent], bool
     if body.truncated:
         return [RawEvent(body.data, f"{source_ref} (first {len(body.data)} bytes kept)")], False
     try:
-        value = json.loads(body.data)
+        # UTF-8 only, as the envelope parser reads it (json.loads would also guess UTF-16/32).
+        # NaN and Infinity parse here and are refused per event by the envelope parser.
+        value = json.loads(body.data.decode("utf-8-sig"))
     except (ValueError, RecursionError):
         return [RawEvent(body.data, source_ref)], False
     if isinstance(value, dict) and set(value) == {"events"}:

@@ -217,6 +217,37 @@ def test_items_of_a_batch_that_are_not_objects_are_rejected(producer):
     assert DeadLetter.objects.count() == 4
 
 
+def test_values_that_cannot_be_stored_are_rejected_per_event(producer):
+    # NaN is no JSON number, and PostgreSQL stores neither it nor a NUL character: each such
+    # event is rejected on its own instead of failing the batch.
+    good = json.dumps(envelope(event_id="good"))
+    nan = json.dumps(envelope(event_id="nan", data={"amount": 1.0})).replace("1.0", "NaN")
+    nul = json.dumps(envelope(event_id="nul", source="a\u0000b"))
+    body = f'{{"events": [{good}, {nan}, {nul}]}}'.encode()
+
+    response = post_raw(producer, body)
+
+    assert response.status_code == 202
+    results = response.json()["results"]
+    assert [(r["status"], r.get("field")) for r in results] == [
+        ("accepted", None),
+        ("rejected", "data"),
+        ("rejected", "source"),
+    ]
+    assert list(InboxEvent.objects.values_list("event_id", flat=True)) == ["good"]
+    assert DeadLetter.objects.count() == 2
+
+
+def test_a_body_that_is_not_utf8_is_rejected_even_when_it_is_json(producer):
+    body = json.dumps({"events": [envelope()]}).encode("utf-16")
+
+    response = post_raw(producer, body)
+
+    assert response.status_code == 400
+    assert response.json()["reason"] == "not UTF-8"
+    assert InboxEvent.objects.count() == 0
+
+
 def test_a_mixed_batch_loses_nothing_that_was_accepted(producer):
     # Given a batch of valid events for three orders with bad events between them
     events = []
