@@ -1,0 +1,213 @@
+"""What keeps events from being lost or stuck: the sweep after a lost task, park_ttl expiry,
+stale events, terminal states, and apply tasks that find nothing to do."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+
+import pytest
+import yaml
+from django.conf import settings
+
+import tests.gated_handler  # noqa: F401 - registers the "gated" handler in this process too
+from models_registry.services import model_import
+from tests.conftest import EXAMPLES, load_example_model, wait_for
+from tests.gated_handler import GATE_ENV, entered, open_gate
+from tests.reference_replay import replay
+from tests.service_state import expected, nothing_pending, observed
+from tracking.models import EventStatus, InboxEvent, ProcessInstance, TransitionRecord
+from tracking.services import RawEvent, events_expire_parked, events_ingest, instances_apply_pending, pending_sweep
+
+EXAMPLE = yaml.safe_load((EXAMPLES / "order-fulfilment.yaml").read_text())
+
+
+def order_event(event_id: str, transaction_id: str, event_type: str, model_id="order-fulfilment", **data) -> dict:
+    return {
+        "event_id": event_id,
+        "model_id": model_id,
+        "transaction_id": transaction_id,
+        "event_type": event_type,
+        "occurred_at": "2026-11-26T10:00:00Z",
+        "source": "test",
+        "data": data,
+    }
+
+
+def ingest(*envelopes: dict) -> None:
+    results = events_ingest(items=[RawEvent(json.dumps(e).encode()) for e in envelopes], source_kind="file")
+    assert {result.status for result in results} == {"accepted"}
+
+
+def apply_all() -> int:
+    return instances_apply_pending(instance_ids=list(ProcessInstance.objects.values_list("pk", flat=True)))
+
+
+def drop_every_message() -> None:
+    """Empty the broker: the queue, and on Redis the messages a killed worker had taken but not
+    acknowledged (Redis would hand them out again only after the visibility timeout, an hour)."""
+    from statustracker.celery import app
+
+    app.control.purge()
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("unacked", "unacked_index")
+
+
+# --- a lost task ---------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_killed_workers_task_is_enqueued_again_by_the_sweep(start_worker, tmp_path):
+    # Given a model whose handler holds the worker at a gate, and a worker that took its task
+    model_import(document={**copy.deepcopy(EXAMPLE), "id": "gated-orders", "handler": "gated"})
+    worker_env = {"STATUSTRACKER_HANDLER_MODULES": "tests.gated_handler", GATE_ENV: str(tmp_path)}
+    first = start_worker(concurrency=1, extra_env=worker_env)
+    stream = [
+        order_event("a1", "A", "order.placed", "gated-orders"),
+        order_event("a2", "A", "payment.captured", "gated-orders"),
+        order_event("b1", "B", "warehouse.packed", "gated-orders"),
+        order_event("b2", "B", "order.placed", "gated-orders"),
+        order_event("b3", "B", "payment.captured", "gated-orders"),
+    ]
+    ingest(*stream)
+    wait_for(lambda: entered(tmp_path), message="the worker to take the task")
+
+    # When the worker is killed in the middle of it and its message is gone
+    first.kill()
+    drop_every_message()
+
+    # Then nothing was applied (the transaction died with the worker), nothing was lost
+    assert set(InboxEvent.objects.values_list("status", flat=True)) == {EventStatus.PENDING}
+    assert not TransitionRecord.objects.exists()
+
+    # And the sweep enqueues the instances again, and a new worker applies everything
+    open_gate(tmp_path)
+    start_worker(concurrency=1, extra_env=worker_env)
+    assert pending_sweep() == 0  # events younger than the sweep's age limit are left alone
+    assert pending_sweep(older_than=timedelta(0)) == 2
+    wait_for(nothing_pending, message="the new worker to apply the swept events")
+
+    result = observed("gated-orders")
+    assert {txn: entry["state"] for txn, entry in result.items()} == {"A": "paid", "B": "packed"}
+    assert result == expected(replay({**EXAMPLE, "id": "gated-orders"}, stream))
+    assert TransitionRecord.objects.count() == 5  # two creations, three transitions: each once
+
+
+# --- park_ttl ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_parked_events_expire_after_park_ttl_and_are_not_applied_later():
+    # Given a model that waits one second for parked events, and one that waits an hour
+    model_import(document={**copy.deepcopy(EXAMPLE), "id": "quick", "park_ttl": "PT1S"})
+    model_import(document={**copy.deepcopy(EXAMPLE), "id": "patient", "park_ttl": "PT1H"})
+    for model_id in ("quick", "patient"):
+        ingest(
+            order_event(f"{model_id}-1", "STARTED", "order.placed", model_id),
+            order_event(f"{model_id}-2", "STARTED", "carrier.picked_up", model_id),  # needs packed
+            order_event(f"{model_id}-3", "NEVER", "payment.captured", model_id),  # no instance yet
+        )
+    apply_all()
+    assert set(InboxEvent.objects.filter(event_id__endswith=("-2")).values_list("status", flat=True)) == {"parked"}
+
+    # When park_ttl has passed for the quick model
+    wait_for(events_expire_parked, timeout=30, message="parked events of the quick model to expire")
+
+    # Then its parked events are expired, with the reason; the patient model's still wait
+    status = dict(InboxEvent.objects.values_list("event_id", "status"))
+    assert status == {
+        "quick-1": "applied",
+        "quick-2": "expired",
+        "quick-3": "expired",
+        "patient-1": "applied",
+        "patient-2": "parked",
+        "patient-3": "parked",
+    }
+    assert InboxEvent.objects.get(event_id="quick-2").reason == "still parked after park_ttl"
+    assert InboxEvent.objects.get(event_id="quick-3").reason == "no instance was started within park_ttl"
+    assert events_expire_parked() == 0
+
+    # And an expired event is not applied when the instance catches up; a parked one is
+    for model_id in ("quick", "patient"):
+        ingest(
+            order_event(f"{model_id}-4", "STARTED", "payment.captured", model_id),
+            order_event(f"{model_id}-5", "STARTED", "warehouse.packed", model_id),
+        )
+    apply_all()
+    states = dict(ProcessInstance.objects.values_list("model__key", "state").filter(transaction_id="STARTED"))
+    assert states == {"quick": "packed", "patient": "shipped"}
+    assert InboxEvent.objects.get(event_id="quick-2").status == "expired"
+
+
+# --- stale events, terminal states ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_stale_events_are_ignored_with_a_reason():
+    load_example_model()
+    ingest(
+        order_event("1", "T", "order.placed"),
+        order_event("2", "T", "payment.captured"),
+        order_event("3", "T", "warehouse.packed"),
+        order_event("4", "T", "payment.failed"),  # only leaves received: stale now
+        order_event("5", "T", "payment.captured"),  # leaves received/on_hold: stale now
+    )
+    apply_all()
+
+    instance = ProcessInstance.objects.get()
+    assert instance.state == "packed"
+    ignored = InboxEvent.objects.filter(status=EventStatus.IGNORED).order_by("pk")
+    assert [event.event_id for event in ignored] == ["4", "5"]
+    assert all(event.reason and event.processed_at for event in ignored)
+    assert list(instance.history.values_list("to_state", flat=True)) == ["received", "paid", "packed"]
+
+
+@pytest.mark.django_db
+def test_terminal_states_ignore_further_events_and_drop_parked_ones():
+    load_example_model()
+    ingest(
+        order_event("1", "T", "order.placed"),
+        order_event("2", "T", "carrier.picked_up"),  # parked: needs packed
+        order_event("3", "T", "order.cancelled", reason="customer"),
+    )
+    apply_all()
+    ingest(order_event("4", "T", "payment.captured"), order_event("5", "T", "order.cancelled", reason="again"))
+    apply_all()
+
+    instance = ProcessInstance.objects.get()
+    assert (instance.state, instance.status) == ("cancelled", "failed")
+    status = dict(InboxEvent.objects.values_list("event_id", "status"))
+    assert status == {"1": "applied", "2": "ignored", "3": "applied", "4": "ignored", "5": "ignored"}
+    assert "terminal" in InboxEvent.objects.get(event_id="4").reason
+    assert instance.history.count() == 2
+
+
+# --- tasks with nothing to do --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_apply_task_for_instances_with_nothing_pending_changes_nothing():
+    load_example_model()
+    ingest(
+        order_event("1", "T", "order.placed"),
+        order_event("2", "T", "warehouse.packed"),  # stays parked
+        order_event("3", "U", "payment.captured"),  # stays parked: no instance
+    )
+    assert apply_all() == 3
+
+    def snapshot():
+        return (
+            list(ProcessInstance.objects.order_by("pk").values()),
+            list(InboxEvent.objects.order_by("pk").values()),
+            list(TransitionRecord.objects.order_by("pk").values()),
+        )
+
+    before = snapshot()
+    assert apply_all() == 0
+    assert instances_apply_pending(instance_ids=[]) == 0
+    assert instances_apply_pending(instance_ids=[10**9]) == 0
+    assert snapshot() == before
+    assert pending_sweep(older_than=timedelta(0)) == 0
