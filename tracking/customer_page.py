@@ -240,6 +240,17 @@ def build_page(
         )
         if reached:
             position = len(steps)
+    if not steps:
+        # A model with neither step nor success states: the state itself is the only step.
+        steps.append(
+            PageStep(
+                key=state,
+                label=current_state["label"],
+                description=current_state.get("description", ""),
+                status=FAILED if status == FAILURE else (DONE if status == SUCCEEDED else CURRENT),
+                reached_at=last_arrival.get(state),
+            )
+        )
     if position == 0:
         # Not in any step (an exception before the first milestone, an ended instance whose
         # outcome a milestone holds): the last step reached, or the first.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import json
+import random
 import re
 import statistics
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,7 @@ from django.core.cache import cache
 
 from models_registry.services import model_import
 from tests.conftest import load_example_model
+from tracking.customer_page import HistoryRow, build_page, percentile
 from tracking.links import instance_tracking_url, tracking_token, tracking_token_nonce
 from tracking.models import ProcessInstance, TransitionRecord
 from tracking.services import RawEvent, events_ingest, instance_tracking_link_renew, instances_apply_pending
@@ -659,3 +662,55 @@ def test_the_admin_shows_the_link_and_revokes_it(admin_client):
     instance.refresh_from_db()
     assert instance_tracking_url(instance=instance) != old_url
     assert admin_client.get(path_of(old_url)).status_code == 404
+
+
+def test_the_vendored_htmx_is_the_npm_package():
+    """static/vendor/htmx.min.js is a copy of the pinned npm package, not an edited file."""
+    from tests.conftest import ROOT
+
+    package = json.loads((ROOT / "package.json").read_text())["dependencies"]["htmx.org"]
+    installed = ROOT / "node_modules" / "htmx.org"
+    assert json.loads((installed / "package.json").read_text())["version"] == package
+    assert (ROOT / "static" / "vendor" / "htmx.min.js").read_bytes() == (
+        installed / "dist" / "htmx.min.js"
+    ).read_bytes()
+
+
+# --- the rules alone (tracking/customer_page.py, no database) -------------------------------------
+
+
+def test_percentile_is_linear_interpolation_between_closest_ranks():
+    rng = random.Random(5)
+    for size in [1, 2, 3, 7, 10, 11, 50, 501]:
+        values = sorted(rng.uniform(0, 1e6) for _ in range(size))
+        if size > 1:
+            deciles = statistics.quantiles(values, n=10, method="inclusive")
+            assert percentile(values, 0.1) == pytest.approx(deciles[0], rel=1e-12)
+            assert percentile(values, 0.9) == pytest.approx(deciles[8], rel=1e-12)
+        assert percentile(values, 0.5) == pytest.approx(statistics.median(values), rel=1e-12)
+
+
+def test_a_model_without_step_or_success_states_still_has_a_step():
+    document = {
+        "name": "Ticket",
+        "states": [
+            {"key": "waiting", "label": "Waiting for you", "kind": "exception", "description": "Answer us."},
+            {"key": "closed", "label": "Closed", "kind": "failure"},
+        ],
+        "milestones": [],
+        "display": [],
+    }
+    page = build_page(
+        document=document,
+        state="waiting",
+        context={},
+        history=[HistoryRow("waiting", T0)],
+        updated_at=T0,
+        state_entered_at=T0,
+        stats={},
+        minimum_completed=1,
+        now=T0,
+    )
+    assert [(s.label, s.is_current) for s in page.steps] == [("Waiting for you", True)]
+    assert page.exception == ("Waiting for you", "Answer us.")
+    assert page.estimate is None
