@@ -1,0 +1,174 @@
+"""Concurrency on PostgreSQL: several appliers on one transaction's events at once, and the same
+apply task delivered twice to two worker processes: arrival order kept, nothing applied twice."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import threading
+from collections import Counter
+
+import pytest
+import yaml
+from django.db import connection
+
+import tests.gated_handler  # noqa: F401 - registers the "gated" handler in this process too
+from models_registry.services import model_import
+from tests.conftest import EXAMPLES, is_postgres, wait_for
+from tests.gated_handler import GATE_ENV, entered, open_gate
+from tests.reference_replay import replay
+from tests.service_state import expected, nothing_pending, observed
+from tracking.models import InboxEvent, ProcessInstance, TransitionRecord
+from tracking.services import RawEvent, enqueue_instances, events_ingest, instances_apply_pending
+from tracking.tasks import apply_pending
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.postgres,
+    pytest.mark.skipif(not is_postgres(), reason="needs PostgreSQL (set DATABASE_URL)"),
+]
+
+EXAMPLE = yaml.safe_load((EXAMPLES / "order-fulfilment.yaml").read_text())
+# One order's life, in an order that parks most of it until the order exists and is paid.
+LIFE = [
+    ("carrier.delivered", {}),
+    ("warehouse.packed", {}),
+    ("carrier.picked_up", {"carrier": "DHL", "tracking_number": "JD1"}),
+    ("payment.failed", {}),
+    ("order.placed", {}),
+    ("payment.captured", {}),
+    ("order.cancelled", {}),  # no reason: ignored
+]
+
+
+def order_events(model_id: str, transactions: list[str]) -> list[dict]:
+    """Every transaction's life, interleaved across transactions."""
+    events = []
+    for step, (event_type, data) in enumerate(LIFE):
+        for transaction_id in transactions:
+            events.append(
+                {
+                    "event_id": f"{transaction_id}-{step}",
+                    "model_id": model_id,
+                    "transaction_id": transaction_id,
+                    "event_type": event_type,
+                    "occurred_at": f"2026-11-26T10:{step:02d}:00Z",
+                    "source": "test",
+                    "data": data,
+                }
+            )
+    return events
+
+
+def ingest_one_by_one(envelopes: list[dict]) -> None:
+    for envelope in envelopes:
+        result = events_ingest(items=[RawEvent(json.dumps(envelope).encode())], source_kind="file")
+        assert result[0].status in ("accepted", "duplicate")
+
+
+def assert_applied_once_in_order(model_id: str, document: dict, deliveries: list[dict]) -> None:
+    history_events = list(
+        TransitionRecord.objects.filter(instance__model__key=model_id).values_list("event__event_id", flat=True)
+    )
+    assert len(history_events) == len(set(history_events)), Counter(history_events).most_common(3)
+    assert observed(model_id) == expected(replay(document, deliveries))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_appliers_at_once_while_events_arrive():
+    # Given a model and five orders whose events will arrive one by one
+    document = {**copy.deepcopy(EXAMPLE), "id": "busy-orders"}
+    model_import(document=document)
+    transactions = [f"ORD-{i}" for i in range(5)]
+    envelopes = order_events("busy-orders", transactions)
+    # Each order starts with an event that reserves its instance row, so appliers have rows to lock
+    ingest_one_by_one(envelopes[: len(transactions)])
+
+    # When four appliers run the service (and the task body) over random subsets of the
+    # instances, all at once, while the rest of the events arrive
+    arriving = threading.Event()
+    arriving.set()
+    decided: Counter = Counter()
+    failures: list[BaseException] = []
+
+    def applier(number: int) -> None:
+        chooser = random.Random(number)
+        try:
+            while True:
+                still_arriving = arriving.is_set()
+                ids = list(ProcessInstance.objects.filter(model__key="busy-orders").values_list("pk", flat=True))
+                chooser.shuffle(ids)
+                subset = ids[: chooser.randint(1, len(ids))]
+                if number % 2:
+                    decided[number] += apply_pending(subset)
+                else:
+                    decided[number] += instances_apply_pending(instance_ids=subset)
+                if not still_arriving:
+                    # One last pass over everything after the last event arrived
+                    decided[number] += instances_apply_pending(instance_ids=ids)
+                    return
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=applier, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    ingest_one_by_one(envelopes[len(transactions) :])
+    arriving.clear()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # Then no applier failed, every event was decided, and the result is the spec's, in order
+    assert not failures, failures
+    assert not any(thread.is_alive() for thread in threads)
+    assert nothing_pending("busy-orders")
+    assert sum(decided.values()) >= len(envelopes)
+    assert_applied_once_in_order("busy-orders", document, envelopes)
+    states = dict(ProcessInstance.objects.values_list("transaction_id", "state"))
+    assert states == dict.fromkeys(transactions, "delivered")
+
+
+def test_the_same_task_delivered_twice_to_two_workers(start_worker, tmp_path):
+    from statustracker.celery import app
+
+    # Given a gated model, its events stored, and its apply task in the queue twice
+    document = {**copy.deepcopy(EXAMPLE), "id": "twice-orders", "handler": "gated"}
+    model_import(document=document)
+    envelopes = order_events("twice-orders", ["ORD-A", "ORD-B"])
+    events_ingest(items=[RawEvent(json.dumps(e).encode()) for e in envelopes], source_kind="file")
+    instance_ids = list(ProcessInstance.objects.values_list("pk", flat=True))
+    enqueue_instances(dict.fromkeys(instance_ids, ""))
+
+    # When two worker processes, one task in hand each at most, take them
+    worker_env = {
+        "STATUSTRACKER_HANDLER_MODULES": "tests.gated_handler",
+        GATE_ENV: str(tmp_path),
+        "CELERY_PREFETCH_MULTIPLIER": "1",
+    }
+    start_worker(concurrency=1, extra_env=worker_env)
+    start_worker(concurrency=1, extra_env=worker_env)
+
+    def both_busy_with_the_same_task():
+        active = app.control.inspect(timeout=1).active() or {}
+        tasks = [task for tasks in active.values() for task in tasks if task["name"] == apply_pending.name]
+        return len(active) == 2 and len(tasks) == 2 and tasks[0]["args"] == tasks[1]["args"]
+
+    wait_for(both_busy_with_the_same_task, timeout=60, message="both workers to hold the task at once")
+    # one holds the row locks inside the handler, the other waits for them
+    assert len({pid for pid, _ in entered(tmp_path)}) == 1
+    open_gate(tmp_path)
+    wait_for(lambda: nothing_pending("twice-orders"), message="the events to be applied")
+
+    def both_idle():
+        active = app.control.inspect(timeout=1).active() or {}
+        return len(active) == 2 and not any(active.values())
+
+    wait_for(both_idle, message="both workers to finish their task")
+
+    # Then only one process ever decided events: the second delivery found nothing to do
+    assert len({pid for pid, _ in entered(tmp_path)}) == 1
+    assert InboxEvent.objects.filter(status="pending").count() == 0
+    assert_applied_once_in_order("twice-orders", {**document, "handler": "declarative"}, envelopes)
