@@ -174,7 +174,7 @@ class KinesisConsumer:
             reader.iterator = None
         delay = outage.next_delay()
         logger.warning(
-            "database unavailable (%s); retrying in %.1fs",
+            "database unavailable or refusing (%s); reading again from the checkpoints in %.1fs",
             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
             delay,
             extra={**self._log, "event": "database_unavailable", "delay": round(delay, 3)},

@@ -45,6 +45,16 @@ process.on('SIGINT', stop);
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "region_name": "us-east-1"}
 
 
+def local_client(endpoint_url: str):
+    """A boto3 Kinesis client for a local server: dummy credentials, no botocore retries."""
+    return boto3.client(
+        "kinesis",
+        endpoint_url=endpoint_url,
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
+        **LOCAL_CREDENTIALS,
+    )
+
+
 class KinesaliteError(RuntimeError):
     pass
 
@@ -67,12 +77,7 @@ class Kinesalite:
 
     def client(self):
         """A boto3 Kinesis client for this server, with dummy credentials."""
-        return boto3.client(
-            "kinesis",
-            endpoint_url=self.endpoint_url,
-            config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
-            **LOCAL_CREDENTIALS,
-        )
+        return local_client(self.endpoint_url)
 
     def start(self, *, timeout: float = 20.0) -> Kinesalite:
         node = shutil.which("node")

@@ -56,7 +56,8 @@ def test_only_one_of_two_workers_taking_the_same_view_wins():
     first = lease_take(view=view, worker="w1", duration=DURATION)
     second = lease_take(view=view, worker="w2", duration=DURATION)
 
-    assert first is not None and second is None
+    assert first is not None
+    assert second is None
     assert ShardLease.objects.get().owner == "w1"
 
 
@@ -68,7 +69,8 @@ def test_a_held_lease_cannot_be_taken_until_it_expires():
 
     ShardLease.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     taken = lease_take(view=_view("s", "a"), worker="w2", duration=DURATION)
-    assert taken is not None and ShardLease.objects.get().owner == "w2"
+    assert taken is not None
+    assert ShardLease.objects.get().owner == "w2"
 
 
 def test_a_worker_that_lost_its_lease_can_neither_checkpoint_nor_renew():
@@ -97,7 +99,8 @@ def test_checkpoint_and_renewal_of_a_held_lease():
     row = ShardLease.objects.get()
     assert result.lost == []
     assert (row.checkpoint_sequence, row.checkpoint_sub_sequence, row.records_processed) == ("42", 3, 7)
-    assert row.records_per_second == 12.5 and row.last_checkpoint_at is not None
+    assert row.records_per_second == 12.5
+    assert row.last_checkpoint_at is not None
     assert row.lease_counter == held.counter
     assert held.deadline > time.monotonic()
 
@@ -161,7 +164,8 @@ def test_expiry_is_judged_by_the_database_clock():
 def _views(owners: dict[str, str], pending: dict[str, str] | None = None) -> list[LeaseView]:
     pending = pending or {}
     return [
-        LeaseView(i, shard, owner, pending.get(shard, ""), 1, False, False) for i, (shard, owner) in enumerate(owners.items())
+        LeaseView(i, shard, owner, pending.get(shard, ""), 1, False, False)
+        for i, (shard, owner) in enumerate(owners.items())
     ]
 
 
@@ -175,7 +179,8 @@ def test_plan_takes_free_leases_up_to_the_fair_share():
 
 def test_plan_asks_the_most_loaded_worker_for_leases():
     plan = plan_balance(views=_views({"a": "w1x", "b": "w1x", "c": "w1x", "d": "w1x"}), worker="w2")
-    assert plan.take == [] and len(plan.request) == 2
+    assert plan.take == []
+    assert len(plan.request) == 2
 
     # 2 + 2 and a newcomer: it asks for one, and a second newcomer makes it 2/1/1 at most.
     plan = plan_balance(views=_views({"a": "x", "b": "x", "c": "y", "d": "y"}), worker="z")
@@ -191,4 +196,5 @@ def test_plan_counts_outstanding_requests():
 
 def test_more_workers_than_shards_leave_the_extra_ones_idle():
     plan = plan_balance(views=_views({"a": "x", "b": "y"}), worker="z")
-    assert plan.take == [] and plan.request == []
+    assert plan.take == []
+    assert plan.request == []
