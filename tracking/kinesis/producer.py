@@ -82,7 +82,7 @@ def records_publish(
     source = iter(_entries(lines, raw=raw, report=report))
     pending: list[_Entry] = []
     exhausted = False
-    backoff = Backoff(base=0.1, cap=5.0)
+    backoff = Backoff(base=0.1, cap=2.0)
     while True:
         while not exhausted and len(pending) < LOOKAHEAD:
             entry = next(source, None)

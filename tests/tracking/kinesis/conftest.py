@@ -52,6 +52,14 @@ def kinesis(kinesalite):
 
 
 @pytest.fixture
+def local_aws_env(monkeypatch):
+    """Dummy credentials and region for clients that the code under test makes itself."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", LOCAL_CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", LOCAL_CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", LOCAL_CREDENTIALS["region_name"])
+
+
+@pytest.fixture
 def new_stream(kinesis):
     """Create a stream with a unique name; returns its name."""
 

@@ -10,8 +10,9 @@ from datetime import timedelta
 
 import pytest
 from aws_kinesis_agg.aggregator import AggRecord
+from django.db import connection
 
-from tests.conftest import load_example_model, wait_for
+from tests.conftest import is_postgres, load_example_model, wait_for
 from tests.tracking.kinesis.conftest import (
     LEASE_SECONDS,
     FaultPlan,
@@ -390,3 +391,29 @@ def test_sigterm_checkpoints_releases_leases_and_exits_zero(kinesis, new_stream,
     wait_for(_stored(_distinct(envelopes)), timeout=60, message="the rest stored")
     assert successor.terminate() == 0
     assert inbox_counts() == (_distinct(envelopes), len(envelopes) - _distinct(envelopes))
+
+
+def test_a_lost_database_connection_is_waited_out_and_nothing_is_lost_or_doubled(kinesis, new_stream, start_consumer):
+    if not is_postgres():
+        pytest.skip("needs PostgreSQL, where connections can be cut from outside")
+    # Given a consumer working through a stream
+    load_example_model()
+    stream = new_stream(shards=2)
+    envelopes = order_events(count=3_000, seed=10)
+    publish(kinesis, stream, envelopes)
+    consumer = start_consumer(stream, args=["--batch-size=50"])
+
+    # When its database connections are cut, three times, while it stores batches
+    for stored in (300, 900, 1_500):
+        wait_for(_stored(stored), timeout=60, message=f"{stored} events stored")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+    # Then it goes on from its checkpoints: every event stored once
+    wait_for(_stored(_distinct(envelopes)), timeout=60, message="every event stored")
+    assert consumer.terminate() == 0
+    assert inbox_counts() == (_distinct(envelopes), len(envelopes) - _distinct(envelopes))
+    assert consumer.events("database_unavailable")
