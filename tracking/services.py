@@ -169,7 +169,8 @@ def _reserve_instances(envelopes: Iterable[Envelope], versions: dict) -> dict[tu
     if not wanted:
         return {}
     ProcessInstance.objects.bulk_create(
-        [ProcessInstance(model_id=versions[m].model_id, transaction_id=t) for m, t in wanted],
+        # Sorted: concurrent ingesters wait on each other's new rows in one order, so never deadlock.
+        [ProcessInstance(model_id=versions[m].model_id, transaction_id=t) for m, t in sorted(wanted)],
         ignore_conflicts=True,
     )
     model_keys = {versions[m].model_id: m for m, _ in wanted}

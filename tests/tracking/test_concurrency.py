@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
+import subprocess
+import sys
 import threading
 from collections import Counter
 
@@ -15,7 +18,7 @@ from django.db import connection
 
 import tests.gated_handler  # noqa: F401 - registers the "gated" handler in this process too
 from models_registry.services import model_import
-from tests.conftest import EXAMPLES, is_postgres, wait_for
+from tests.conftest import EXAMPLES, ROOT, _database_url, is_postgres, wait_for
 from tests.gated_handler import GATE_ENV, entered, open_gate
 from tests.reference_replay import replay
 from tests.service_state import expected, nothing_pending, observed
@@ -172,3 +175,45 @@ def test_the_same_task_delivered_twice_to_two_workers(start_worker, tmp_path):
     assert len({pid for pid, _ in entered(tmp_path)}) == 1
     assert InboxEvent.objects.filter(status="pending").count() == 0
     assert_applied_once_in_order("twice-orders", {**document, "handler": "declarative"}, envelopes)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_ingesters_at_once_with_the_same_new_transactions(tmp_path):
+    """Two processes (whose sets iterate in different orders) store, batch for batch at the same
+    moment, events that create the same instances: they wait for each other's new rows in one
+    order instead of deadlocking."""
+    model_import(document={**copy.deepcopy(EXAMPLE), "id": "shared-orders"})
+    files = {}
+    for producer in ("shop", "billing"):
+        blocks = []
+        for batch in range(10):
+            lines = [
+                json.dumps(
+                    {
+                        "event_id": f"{producer}-{batch}-{i}",
+                        "model_id": "shared-orders",
+                        "transaction_id": f"ORD-{batch}-{i}",
+                        "event_type": "order.placed" if producer == "shop" else "payment.captured",
+                    }
+                )
+                for i in range(300)
+            ]
+            blocks.append("\n".join(lines))
+        files[producer] = tmp_path / f"{producer}.jsonl"
+        files[producer].write_text("\n\n".join(blocks) + "\n")
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.concurrent_ingester", str(tmp_path), name, other, str(files[name])],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": _database_url(), "PYTHONHASHSEED": str(seed)},
+        )
+        for seed, (name, other) in enumerate([("shop", "billing"), ("billing", "shop")], start=1)
+    ]
+    for process in processes:
+        process.wait(timeout=120)
+
+    errors = [path.read_text() for path in tmp_path.glob("*-failed")]
+    assert [process.returncode for process in processes] == [0, 0], errors
+    assert ProcessInstance.objects.filter(model__key="shared-orders").count() == 3000
+    assert InboxEvent.objects.filter(model__key="shared-orders").count() == 6000
