@@ -357,6 +357,18 @@ def _reachable_from(start: str, graph: Mapping[str, set[str]]) -> set[str]:
     return seen
 
 
+def evaluate(expression: Any, envelope: Mapping) -> Any:
+    """A compiled expression's value on an envelope; null when it fails on this envelope.
+
+    A valid expression can still fail on some events (``contains(data.tags, 'x')`` when an event
+    has no tags); such an event must be decided like any other, not stop its instance's worker.
+    """
+    try:
+        return expression.search(envelope)
+    except JMESPathError:
+        return None
+
+
 @dataclass(frozen=True)
 class CompiledTransition:
     event: str
@@ -371,10 +383,10 @@ class CompiledTransition:
         return state in self.sources
 
     def condition_holds(self, envelope: Mapping) -> bool:
-        return self.when is None or is_truthy(self.when.search(envelope))
+        return self.when is None or is_truthy(evaluate(self.when, envelope))
 
     def context_updates(self, envelope: Mapping) -> dict:
-        return {name: expression.search(envelope) for name, expression in self.assignments}
+        return {name: evaluate(expression, envelope) for name, expression in self.assignments}
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,11 @@ def entered(directory: Path) -> list[tuple[int, str]]:
 
 def open_gate(directory: Path) -> None:
     (directory / "open").touch()
+
+
+@register_handler("failing_for_x")
+def failing_for_x(definition, state, context, event):
+    """Raises for transaction "X": a handler with a bug, as a business's own handler may have."""
+    if event["transaction_id"] == "X":
+        raise ValueError("this handler cannot decide transaction X")
+    return declarative(definition, state, context, event)

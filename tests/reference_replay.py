@@ -18,7 +18,8 @@ language the spec names.
 
 Not covered: ``park_ttl`` expiry (it depends on the clock) and envelope validation (the
 envelopes are taken as valid native-form dicts; one naming another model is "rejected").
-Expressions are evaluated on the envelope exactly as given, so envelopes should carry every
+Expressions are evaluated on the envelope exactly as given (one that fails on it, such as
+``contains(data.tags, 'x')`` without tags, is null), so envelopes should carry every
 field an expression reads (the service fills ``source``, ``data`` and ``occurred_at`` defaults).
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import jmespath
+from jmespath.exceptions import JMESPathError
 
 TERMINAL_KINDS = ("success", "failure")
 
@@ -83,8 +85,19 @@ class _Model:
         return found
 
 
+def _value(expression: str, envelope: dict):
+    """An expression's value on the envelope; null when it fails on it (a function given null).
+
+    The spec does not say; this is the service's documented choice, so that such an event is
+    decided like any other."""
+    try:
+        return jmespath.search(expression, envelope)
+    except JMESPathError:
+        return None
+
+
 def _when_holds(entry: dict, envelope: dict) -> bool:
-    return entry["when"] is None or jmespath_truthy(jmespath.search(entry["when"], envelope))
+    return entry["when"] is None or jmespath_truthy(_value(entry["when"], envelope))
 
 
 def _decide(model: _Model, state: str, envelope: dict) -> tuple[str, dict | None]:
@@ -115,7 +128,7 @@ class _Instance:
         self.history.append((self.state, entry["to"], envelope["event_id"]))
         self.state = entry["to"]
         for name, expression in entry["set"].items():
-            self.context[name] = jmespath.search(expression, envelope)
+            self.context[name] = _value(expression, envelope)
 
     def as_result(self) -> dict:
         return {

@@ -20,9 +20,20 @@ WHEN_EXPRESSIONS = (
     "data.tags",
     "data.label",
     "contains(data.tags || `[]`, 'x')",
+    "contains(data.tags, 'x')",  # fails when there are no tags: counts as null
+    "length(data.label) > `0`",
     "source == 'shop'",
 )
-SET_EXPRESSIONS = ("data.n", "data.label", "data.tags", "event_id", "data.missing", "occurred_at", "data")
+SET_EXPRESSIONS = (
+    "data.n",
+    "data.label",
+    "data.tags",
+    "event_id",
+    "data.missing",
+    "occurred_at",
+    "data",
+    "length(data.tags)",  # fails when there are no tags: null
+)
 KIND_CHOICES = ("step", "step", "step", "exception", "success", "failure")
 TERMINAL = ("success", "failure")
 

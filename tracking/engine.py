@@ -94,18 +94,20 @@ def _offer(event: OpenEvent, definition: Definition, handler: Handler, result: R
         result.outcomes[event.key] = (APPLIED, "created the instance")
         decision = handler(definition, result.state, result.context, envelope)
         if decision.outcome == APPLY:
-            _take(event, decision, result)
+            _take(event, decision, definition, result)
         return True
     decision = handler(definition, result.state, result.context, envelope)
     if decision.outcome == APPLY:
         result.outcomes[event.key] = (APPLIED, "")
-        _take(event, decision, result)
+        _take(event, decision, definition, result)
         return True
     result.outcomes[event.key] = (PARKED if decision.outcome == PARK else IGNORED, decision.reason)
     return False
 
 
-def _take(event: OpenEvent, decision, result: Result) -> None:
+def _take(event: OpenEvent, decision, definition: Definition, result: Result) -> None:
+    if decision.target not in definition.kinds:
+        raise ValueError(f"the handler chose {decision.target!r}, which is not a state of {definition.id!r}")
     result.steps.append(Step(event.key, result.state, decision.target))
     result.state = decision.target
     result.context.update(decision.context_updates)

@@ -225,7 +225,14 @@ def instances_apply_pending(*, instance_ids: Sequence[int]) -> int:
         batch = _ApplyBatch(now)
         for pk, events in todo.items():
             instance = instances[pk]
-            batch.run(instance, events, version_id=instance.version_id or latest[instance.model.key].pk)
+            try:
+                batch.run(instance, events, version_id=instance.version_id or latest[instance.model.key].pk)
+            except Exception:
+                # A handler that fails (a bug in a business's own handler, a handler this worker
+                # does not have) must not hold up the other instances of the task. The engine
+                # raises before anything is recorded, so this instance's events stay pending and
+                # the sweep offers them again.
+                logger.exception("could not apply the events of instance %s (%s); they stay pending", pk, instance)
         batch.save()
     return len(batch.events)
 

@@ -159,6 +159,35 @@ def test_an_exception_state_can_be_left_and_parks_what_comes_after_it():
     assert decide(declarative, definition, "b", event("go", n=1)).outcome == IGNORE
 
 
+def test_the_engine_refuses_a_decision_for_a_state_the_model_does_not_have():
+    def confused(definition, state, context, event):
+        return Decision(APPLY, target="nowhere")
+
+    with pytest.raises(ValueError, match="'nowhere', which is not a state"):
+        engine.run(
+            definition=ORDERS,
+            handler=confused,
+            state="received",
+            context={},
+            events=[engine.OpenEvent(1, event("payment.captured"))],
+        )
+
+
+def test_an_expression_that_fails_on_an_event_is_null():
+    definition = small_model(
+        transitions=[
+            {"event": "go", "from": ["a"], "to": "b", "when": "contains(data.tags, 'x')"},
+            {"event": "go", "from": ["a"], "to": "hold", "set": {"size": "length(data.tags)", "n": "data.n"}},
+            {"event": "finish", "from": ["b", "hold"], "to": "done"},
+        ]
+    )
+
+    assert decide(declarative, definition, "a", event("go", tags=["x"])) == Decision(APPLY, target="b")
+    assert decide(declarative, definition, "a", event("go", n=2)) == Decision(
+        APPLY, target="hold", context_updates={"size": None, "n": 2}
+    )
+
+
 # --- forward_only --------------------------------------------------------------------------------
 
 

@@ -211,3 +211,58 @@ def test_an_apply_task_for_instances_with_nothing_pending_changes_nothing():
     assert instances_apply_pending(instance_ids=[10**9]) == 0
     assert snapshot() == before
     assert pending_sweep(older_than=timedelta(0)) == 0
+
+
+# --- one bad instance does not hold up the others --------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_expression_that_fails_on_an_event_counts_as_null():
+    # Given a model whose conditions and context fields call functions on fields that may be absent
+    document = copy.deepcopy(EXAMPLE) | {"id": "vip-orders"}
+    document["transitions"][0] |= {
+        "when": "contains(data.tags, 'vip') || data.amount > `0`",
+        "set": {"amount": "abs(data.amount)", "tag_count": "length(data.tags)"},
+    }
+    model_import(document=document)
+
+    # When events arrive without those fields, and with them
+    ingest(
+        order_event("1", "A", "order.placed", "vip-orders"),
+        order_event("2", "A", "payment.captured", "vip-orders"),  # contains(null, ...) fails: false
+        order_event("3", "B", "order.placed", "vip-orders"),
+        order_event("4", "B", "payment.captured", "vip-orders", tags=["vip"], amount="12"),  # abs("12") fails
+        order_event("5", "C", "order.placed", "vip-orders"),
+        order_event("6", "C", "payment.captured", "vip-orders", tags=["vip"], amount=-5),
+    )
+    apply_all()
+
+    # Then they are decided like any other event, and the other orders are not held up
+    status = dict(InboxEvent.objects.values_list("event_id", "status"))
+    assert status == {"1": "applied", "2": "ignored", "3": "applied", "4": "applied", "5": "applied", "6": "applied"}
+    instances = {i.transaction_id: i for i in ProcessInstance.objects.all()}
+    assert {t: i.state for t, i in instances.items()} == {"A": "received", "B": "paid", "C": "paid"}
+    assert instances["B"].context == {"amount": None, "tag_count": 1}
+    assert instances["C"].context == {"amount": 5, "tag_count": 1}
+
+
+@pytest.mark.django_db
+def test_a_handler_that_fails_leaves_its_events_pending_and_the_rest_of_the_task_applies():
+    # Given a model whose handler raises for one transaction, and a healthy model
+    model_import(document={**copy.deepcopy(EXAMPLE), "id": "fragile-orders", "handler": "failing_for_x"})
+    load_example_model()
+    ingest(
+        order_event("1", "X", "order.placed", "fragile-orders"),
+        order_event("2", "Y", "order.placed", "fragile-orders"),
+        order_event("3", "Z", "order.placed"),
+    )
+
+    # When one apply task covers all three instances
+    decided = apply_all()
+
+    # Then the failing instance's event stays pending (the sweep will offer it again) and the
+    # others are applied
+    assert decided == 2
+    status = dict(InboxEvent.objects.values_list("event_id", "status"))
+    assert status == {"1": "pending", "2": "applied", "3": "applied"}
+    assert pending_sweep(older_than=timedelta(0)) == 1
