@@ -1,6 +1,7 @@
 import json
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from tracking.models import SourceKind
@@ -19,8 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--events", type=int, default=0, help="stop after this many (0: run until stopped)")
         parser.add_argument("--orders", type=int, default=20, help="orders in flight at once")
         parser.add_argument("--stream", default="", help="Kinesis stream to put the events on")
-        parser.add_argument("--endpoint-url", default=None)
-        parser.add_argument("--region", default=None)
+        parser.add_argument("--endpoint-url", default=settings.KINESIS_ENDPOINT_URL)
+        parser.add_argument("--region", default=settings.AWS_DEFAULT_REGION)
         parser.add_argument("--seed", type=int, default=None)
 
     def handle(self, *args, rate, events, orders, stream, endpoint_url, region, seed, **options):
