@@ -7,7 +7,6 @@ answers some calls the way Kinesis does when it throttles, fails or expires an i
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import os
@@ -19,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -167,9 +166,14 @@ ERRORS = {
 
 @dataclass
 class FaultPlan:
-    """Per operation, the chance of each fault. ``lose_response`` forwards the call, then answers 500."""
+    """Per operation, the chance of each fault, and faults that surely happen.
+
+    ``forced`` faults are given, in order, to every other call of the operation from the start, so
+    that each kind is certain to occur whatever the random draws; ``rates`` apply to the rest.
+    """
 
     rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    forced: dict[str, list[str]] = field(default_factory=dict)
     seed: int = 7
 
 
@@ -188,6 +192,8 @@ class FaultProxy:
         self.random = random.Random(plan.seed)
         self.lock = threading.Lock()
         self.injected: dict[str, int] = defaultdict(int)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.forced = {operation: list(faults) for operation, faults in plan.forced.items()}
         self.enabled = True
         proxy = self
 
@@ -220,6 +226,9 @@ class FaultProxy:
         if not self.enabled:
             return "forward"
         with self.lock:
+            self.calls[operation] += 1
+            if self.forced.get(operation) and self.calls[operation] % 2:
+                return self.forced[operation].pop(0)
             roll = self.random.random()
         for fault, rate in self.plan.rates.get(operation, {}).items():
             if roll < rate:
@@ -465,13 +474,3 @@ def assert_one_reader_at_a_time(consumers: list[ConsumerProcess]) -> int:
                 assert started >= previous_end or worker == previous_worker
             previous_end = ended
     return handovers
-
-
-def iter_records_data(stream_records: dict[str, list[dict]]) -> Iterator[tuple[str, dict]]:
-    for shard_id, records in stream_records.items():
-        for record in records:
-            yield shard_id, record
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -208,7 +208,12 @@ def test_throttling_server_errors_and_expired_iterators_lose_and_double_nothing(
                 "GetShardIterator": {"throttle": 0.15, "internal": 0.05, "reset": 0.03},
                 "ListShards": {"limit": 0.2, "internal": 0.1},
                 "PutRecords": {"partial": 0.3, "throttle": 0.1, "internal": 0.05, "reset": 0.03, "lose_response": 0.05},
-            }
+            },
+            forced={
+                "GetRecords": ["throttle", "expired", "internal", "reset", "lose_response", "unavailable"] * 2,
+                "GetShardIterator": ["throttle", "internal"],
+                "PutRecords": ["partial", "lose_response", "partial"],
+            },
         )
     )
     proxy.enabled = False  # the consumers' start-up check goes through untouched
