@@ -28,6 +28,11 @@ class TransitionInline(admin.TabularInline):
     fields = ["position", "event", "from_states", "to_state", "when", "set_fields"]
     extra = 0
 
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form.base_fields["set_fields"].widget.attrs.update(rows=2, cols=40)
+        return formset
+
 
 class VersionInline(admin.TabularInline):
     model = ModelVersion
@@ -55,6 +60,8 @@ class StatusModelForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["handler"].choices = [(name, name) for name in handler_names()]
+        for name in ("start_events", "milestones", "display"):
+            self.fields[name].widget.attrs.update(rows=3)
 
 
 def _report(request, status_model, error: DefinitionError) -> None:
