@@ -11,4 +11,11 @@ from tracking.models import ProcessInstance
 
 
 def instances_for_update(instance_ids: Iterable[int]) -> QuerySet[ProcessInstance]:
-    return ProcessInstance.objects.select_for_update(of=("self",)).filter(pk__in=list(instance_ids)).order_by("pk")
+    # FOR NO KEY UPDATE (PostgreSQL): two workers still exclude each other, but ingestion, whose
+    # new inbox rows check their foreign key to the instance when it commits (a KEY SHARE lock),
+    # neither waits for a worker in a slow handler nor deadlocks with one.
+    return (
+        ProcessInstance.objects.select_for_update(of=("self",), no_key=True)
+        .filter(pk__in=list(instance_ids))
+        .order_by("pk")
+    )

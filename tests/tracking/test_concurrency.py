@@ -217,3 +217,46 @@ def test_two_ingesters_at_once_with_the_same_new_transactions(tmp_path):
     assert [process.returncode for process in processes] == [0, 0], errors
     assert ProcessInstance.objects.filter(model__key="shared-orders").count() == 3000
     assert InboxEvent.objects.filter(model__key="shared-orders").count() == 6000
+
+
+def test_ingestion_is_not_held_up_by_a_worker_holding_the_instance(start_worker, tmp_path):
+    # Given a worker that holds order A's row lock, inside a slow handler
+    model_import(document={**copy.deepcopy(EXAMPLE), "id": "slow-orders", "handler": "gated"})
+    start_worker(
+        concurrency=1, extra_env={"STATUSTRACKER_HANDLER_MODULES": "tests.gated_handler", GATE_ENV: str(tmp_path)}
+    )
+    envelopes = order_events("slow-orders", ["A"])
+    by_type = {e["event_type"]: e for e in envelopes}
+    ingest_one_by_one([by_type["order.placed"]])
+    wait_for(lambda: entered(tmp_path), message="the worker to take order A")
+
+    # When more events of order A (and of a new order B) arrive meanwhile
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def producer():
+        try:
+            ingest_one_by_one(
+                [by_type["payment.captured"], {**by_type["order.placed"], "event_id": "B-4", "transaction_id": "B"}]
+            )
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+        finally:
+            connection.close()
+            done.set()
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    try:
+        # Then they are stored while the worker still holds A (the inbox does not wait for it)
+        wait_for(done.is_set, timeout=30, message="ingestion while a worker holds the instance")
+        assert not failures, failures
+        assert entered(tmp_path)
+        assert not (tmp_path / "open").exists()
+    finally:
+        open_gate(tmp_path)
+        thread.join(timeout=60)
+
+    # And once the worker goes on, everything applies
+    wait_for(lambda: nothing_pending("slow-orders"), message="the events to be applied")
+    assert dict(ProcessInstance.objects.values_list("transaction_id", "state")) == {"A": "paid", "B": "received"}
