@@ -17,7 +17,7 @@ from django.utils import timezone
 from models_registry.handlers import get_handler
 from models_registry.selectors import current_versions, version_definition
 from tracking import engine
-from tracking.bulk import bulk_set
+from tracking.bulk import bulk_insert, bulk_set
 from tracking.envelope import Envelope, EnvelopeError, decode, parse
 from tracking.locks import instances_for_update
 from tracking.models import (
@@ -126,19 +126,20 @@ def events_ingest(*, items: Sequence[RawEvent], source_kind: str) -> list[Ingest
                 duplicates_in_batch[envelope.event_id] += 1
 
         instance_ids = _reserve_instances(envelopes.values(), versions)
-        InboxEvent.objects.bulk_create(
+        bulk_insert(
+            InboxEvent,
             [
-                InboxEvent(
-                    event_id=envelope.event_id,
-                    model_id=versions[envelope.model_id].model_id,
-                    instance_id=instance_ids[(envelope.model_id, envelope.transaction_id)],
-                    event_type=envelope.event_type,
-                    occurred_at=envelope.occurred_at or now,
-                    received_at=now,
-                    envelope=envelope.as_document(received_at=now),
-                    source_kind=source_kind,
-                    source_ref=items[index].source_ref[:500],
-                )
+                {
+                    "event_id": envelope.event_id,
+                    "model_id": versions[envelope.model_id].model_id,
+                    "instance_id": instance_ids[(envelope.model_id, envelope.transaction_id)],
+                    "event_type": envelope.event_type,
+                    "occurred_at": envelope.occurred_at or now,
+                    "received_at": now,
+                    "envelope": envelope.as_document(received_at=now),
+                    "source_kind": source_kind,
+                    "source_ref": items[index].source_ref[:500],
+                }
                 for index, envelope in envelopes.items()
             ],
             # A concurrent producer may have stored the same event id since the look-up above;
@@ -168,9 +169,10 @@ def _reserve_instances(envelopes: Iterable[Envelope], versions: dict) -> dict[tu
     wanted = {(e.model_id, e.transaction_id) for e in envelopes}
     if not wanted:
         return {}
-    ProcessInstance.objects.bulk_create(
+    bulk_insert(
+        ProcessInstance,
         # Sorted: concurrent ingesters wait on each other's new rows in one order, so never deadlock.
-        [ProcessInstance(model_id=versions[m].model_id, transaction_id=t) for m, t in sorted(wanted)],
+        [{"model_id": versions[m].model_id, "transaction_id": t} for m, t in sorted(wanted)],
         ignore_conflicts=True,
     )
     model_keys = {versions[m].model_id: m for m, _ in wanted}
@@ -244,7 +246,7 @@ class _ApplyBatch:
         self.now = now
         self.events: list[InboxEvent] = []
         self.instances: list[ProcessInstance] = []
-        self.history: list[TransitionRecord] = []
+        self.history: list[dict] = []  # TransitionRecord rows
 
     def run(self, instance: ProcessInstance, events: list[InboxEvent], *, version_id: int, state_changed=False):
         definition = version_definition(version_id=version_id)
@@ -272,14 +274,13 @@ class _ApplyBatch:
                 else:
                     instance.move_to(target=step.to_state)
                 self.history.append(
-                    TransitionRecord(
-                        instance=instance,
-                        event_id=step.event_key,
-                        from_state=step.from_state,
-                        to_state=step.to_state,
-                        occurred_at=by_key[step.event_key].occurred_at,
-                        recorded_at=self.now,
-                    )
+                    {
+                        "instance_id": instance.pk,
+                        "event_id": step.event_key,
+                        "from_state": step.from_state,
+                        "to_state": step.to_state,
+                        "occurred_at": by_key[step.event_key].occurred_at,
+                    }
                 )
             instance.context = result.context
             instance.status = STATUS_BY_KIND[definition.kinds[instance.state]]
@@ -293,7 +294,7 @@ class _ApplyBatch:
         bulk_set(
             self.instances, ["version", "state", "status", "context", "started_at", "state_entered_at", "updated_at"]
         )
-        TransitionRecord.objects.bulk_create(self.history, batch_size=500)
+        bulk_insert(TransitionRecord, self.history)
 
 
 def _open_events(instance_ids) -> dict[int, list[InboxEvent]]:

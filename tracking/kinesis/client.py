@@ -12,11 +12,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.utils import parse_timestamp
 
 T = TypeVar("T")
 
@@ -57,9 +60,22 @@ def make_client(
         max_pool_connections=max_pool,
         user_agent_extra="statustracker",
     )
-    return boto3.session.Session().client(
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
+    return boto3.session.Session(botocore_session=session).client(
         "kinesis", region_name=region or None, endpoint_url=endpoint_url or None, config=config
     )
+
+
+def _parse_timestamp(value):
+    """Kinesis sends times as epoch seconds; read them without dateutil.
+
+    botocore's default parser converts each through dateutil's local time zone, and GetRecords
+    has a timestamp per record: that was about 7 % of the consumer's CPU time.
+    """
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    return parse_timestamp(value)
 
 
 def error_code(exc: BaseException) -> str:
