@@ -1,6 +1,5 @@
 """Admin for businesses: edit a model's draft (states and transitions inline) and publish it."""
 
-import yaml
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
@@ -9,7 +8,7 @@ from django.utils.html import format_html
 from models_registry.definition import DefinitionError
 from models_registry.handlers import handler_names
 from models_registry.models import ModelVersion, StateDefinition, StatusModel, TransitionDefinition
-from models_registry.services import model_publish
+from models_registry.services import dump_documents, model_publish
 
 
 class StateInline(admin.TabularInline):
@@ -127,8 +126,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="document")
     def document_yaml(self, obj):
-        text = yaml.safe_dump(obj.document, sort_keys=False, allow_unicode=True)
-        return format_html("<pre>{}</pre>", text)
+        return format_html("<pre>{}</pre>", dump_documents([obj.document], fmt="yaml"))
 
     def has_add_permission(self, request):
         return False

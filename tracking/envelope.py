@@ -48,6 +48,9 @@ class Envelope:
     occurred_at: datetime | None
     source: str
     data: dict
+    # The name the producer used for the model id (``modelid`` in the CloudEvents form), so that
+    # an unknown model is reported under the field the producer sent.
+    model_field: str = "model_id"
 
     def as_document(self, *, received_at: datetime) -> dict:
         """The JSON stored in the inbox and seen by ``when``/``set`` expressions."""
@@ -176,4 +179,5 @@ def parse(value: Any, *, default_event_id: str | None = None, size: int | None =
         occurred_at=occurred_at,
         source=fields.get("source") or "",
         data=data,
+        model_field=names["model_id"],
     )
