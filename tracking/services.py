@@ -18,7 +18,7 @@ from models_registry.handlers import get_handler
 from models_registry.models import StatusModel
 from models_registry.selectors import current_versions, version_definition
 from tracking import engine
-from tracking.bulk import bulk_insert, bulk_set
+from tracking.bulk import bulk_insert, bulk_set, text_in
 from tracking.envelope import Envelope, EnvelopeError, decode, parse
 from tracking.locks import instances_for_update
 from tracking.models import (
@@ -105,7 +105,9 @@ def events_ingest(*, items: Sequence[RawEvent], source_kind: str) -> list[Ingest
     for index, envelope in list(envelopes.items()):
         if envelope.model_id not in versions:
             del envelopes[index]
-            reject(index, EnvelopeError(envelope.model_field, f"unknown model {envelope.model_id!r}"), envelope.event_id)
+            reject(
+                index, EnvelopeError(envelope.model_field, f"unknown model {envelope.model_id!r}"), envelope.event_id
+            )
         elif envelope.event_id in seen_in_batch:
             del envelopes[index]
             results[index] = IngestResult(DUPLICATE, event_id=envelope.event_id)
@@ -116,7 +118,7 @@ def events_ingest(*, items: Sequence[RawEvent], source_kind: str) -> list[Ingest
         DeadLetter.objects.bulk_create(dead)
         duplicates_in_batch = Counter(r.event_id for r in results if r is not None and r.status == DUPLICATE)
         existing = set(
-            InboxEvent.objects.filter(event_id__in=[e.event_id for e in envelopes.values()]).values_list(
+            InboxEvent.objects.filter(event_id__in=text_in(e.event_id for e in envelopes.values())).values_list(
                 "event_id", flat=True
             )
         )
@@ -178,7 +180,7 @@ def _reserve_instances(envelopes: Iterable[Envelope], versions: dict) -> dict[tu
     )
     model_keys = {versions[m].model_id: m for m, _ in wanted}
     rows = ProcessInstance.objects.filter(
-        model_id__in=list(model_keys), transaction_id__in={t for _, t in wanted}
+        model_id__in=list(model_keys), transaction_id__in=text_in({t for _, t in wanted})
     ).values_list("id", "model_id", "transaction_id")
     found = {(model_keys[model_id], txn): pk for pk, model_id, txn in rows}
     return {key: found[key] for key in wanted}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import DataError, IntegrityError, transaction
 
-from tracking.bulk import bulk_insert, bulk_set
+from tracking.bulk import bulk_insert, bulk_set, text_in
 from tracking.models import EventStatus, InboxEvent, InstanceStatus, ProcessInstance, TransitionRecord
 
 AWKWARD_DOCUMENT = {
@@ -141,3 +141,12 @@ def test_bulk_set_writes_the_named_fields_only(example_model):
     assert [r.status for r in rows] == [InstanceStatus.ACTIVE] * 3
     assert [r.context for r in rows] == [{"n": n, **AWKWARD_DOCUMENT} for n in range(3)]
     assert [r.started_at for r in rows] == [None, started, started]
+
+
+def test_text_in_matches_exactly_the_given_strings(example_model):
+    names = [f"T-{n}" for n in range(3000)] + ['q"uote', "back\\slash", "Grüße 🚚", "a,b", "{x}"]
+    bulk_insert(ProcessInstance, [{"model_id": example_model.model_id, "transaction_id": t} for t in names])
+    wanted = names[::7] + ["not there", "T-", "t-1"]
+    found = ProcessInstance.objects.filter(transaction_id__in=text_in(wanted)).values_list("transaction_id", flat=True)
+    assert sorted(found) == sorted(names[::7])
+    assert not ProcessInstance.objects.filter(transaction_id__in=text_in([])).exists()
