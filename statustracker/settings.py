@@ -172,6 +172,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django support closes the database connection before and after every task unless this
+# is set, so each apply task paid for a new PostgreSQL backend (a quarter of the machine's CPU in
+# bench/kinesis_bench.py). Workers keep their connection instead and drop it as Django does between
+# requests, when it is broken or older than CONN_MAX_AGE (statustracker/celery.py).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BEAT_SCHEDULE = {
     "sweep-pending-events": {
         "task": "tracking.tasks.sweep_pending",
