@@ -18,15 +18,22 @@ in each run, measures three things side by side:
 Commit times come from ``LISTEN``: the benchmark databases get a statement trigger that sends
 the ids of newly decided inbox events with ``pg_notify``, which PostgreSQL delivers at commit.
 CPU time per process (consumer, workers, kinesalite, PostgreSQL backends of the benchmark
-databases) is read from /proc around each phase, to show where the time goes; the consumer's peak
-RSS is its ``VmHWM``.
+databases) is read from /proc around each phase, to show where the time goes, together with what
+every other process on the machine used meanwhile (the machine is shared); the consumer's peak
+RSS is its ``VmHWM``. ``--profile DIR`` also samples the consumers and the workers with py-spy
+during the throughput phase and prints where their CPU time goes.
+
+Defaults: 2 consumer processes (one per core) with ``--batch-size 2000``, 2 worker processes,
+``STATUSTRACKER_TASK_BATCH_SIZE`` 200, prefetch 4; the consumers' lease duration is 3 s so that
+the second consumer gets its two shards within a second or two of a short run.
 
 Every process it starts (kinesalite, consumers, workers, the naive reader) is stopped at the end,
 also on Ctrl-C. It uses the databases ``bench_kinesis`` and ``bench_kinesis_naive`` (dropped and
 created again) and Redis db 5 (flushed).
 
-    .venv/bin/python bench/kinesis_bench.py                  # defaults: 3 runs, about 6-8 minutes
+    .venv/bin/python bench/kinesis_bench.py                  # defaults: 3 runs, about 6-7 minutes
     .venv/bin/python bench/kinesis_bench.py --runs 1 --events 20000 --latency-seconds 10
+    .venv/bin/python bench/kinesis_bench.py --runs 1 --latency-seconds 0 --naive-events 0 --profile /tmp/prof
 """
 
 from __future__ import annotations
@@ -231,6 +238,23 @@ def proc_status(pid: int, key: str) -> int:
     return 0
 
 
+def all_processes() -> dict[int, tuple[str, float]]:
+    """Every process on the machine: pid -> (command name, CPU seconds so far, its reaped children's included)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        found[int(entry)] = (name, sum(int(v) for v in fields[11:15]) / CLOCK_TICKS)
+    return found
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU jiffies of the whole machine, from /proc/stat."""
     with open("/proc/stat") as stat:
@@ -370,16 +394,27 @@ class CpuMeter:
 
     def start(self) -> None:
         self.before = self._sample()
+        self.everything_before = all_processes()
         self.machine_before = machine_busy()
         self.wall_before = time.monotonic()
 
     def stop(self) -> None:
         after = self._sample()
+        everything = all_processes()
         for name, values in after.items():
             self.result[name] = sum(v - self.before.get(name, {}).get(pid, 0.0) for pid, v in values.items())
         busy, total = machine_busy()
         self.machine_share = (busy - self.machine_before[0]) / max(1, total - self.machine_before[1])
         self.wall = time.monotonic() - self.wall_before
+        # Everything else that ran meanwhile (other people's tests, PostgreSQL's own background
+        # processes, Redis, this script), by command name.
+        ours = {pid for values in after.values() for pid in values}
+        self.others: dict[str, float] = defaultdict(float)
+        for pid, (name, cpu) in everything.items():
+            if pid in ours:
+                continue
+            label = "this script" if pid == os.getpid() else name
+            self.others[label] += cpu - self.everything_before.get(pid, (name, 0.0))[1]
 
 
 def reset_database(admin_dsn: str, name: str, env: dict) -> None:
@@ -660,6 +695,7 @@ class Bench:
             "consumer_hwm_kb": rss,
             "cpu": meter.result,
             "machine_share": meter.machine_share,
+            "others": dict(meter.others),
             "wall": meter.wall,
         }
 
@@ -719,6 +755,7 @@ class Bench:
             "consumer_hwm_kb": rss,
             "cpu": meter.result,
             "machine_share": meter.machine_share,
+            "others": dict(meter.others),
             "wall": meter.wall,
         }
 
@@ -765,6 +802,7 @@ class Bench:
             "statuses": dict(statuses),
             "cpu": meter.result,
             "machine_share": meter.machine_share,
+            "others": dict(meter.others),
             "wall": meter.wall,
         }
 
@@ -886,6 +924,14 @@ def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after:
             )
             cells += f" {nv:.0f} |"
         out(cells)
+    out("")
+    out("Other processes during the throughput phase (CPU seconds, and share of the machine's 2-core capacity):")
+    out("")
+    for number, x in enumerate(t, start=1):
+        capacity = x["wall"] * (os.cpu_count() or 1)
+        top = sorted(x["others"].items(), key=lambda item: -item[1])[:6]
+        listed = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in top if cpu >= 0.05)
+        out(f"- run {number}: {sum(x['others'].values()) / capacity:.0%} of the machine ({listed})")
     return "\n".join(lines)
 
 
@@ -898,9 +944,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of the latency phase left out")
     parser.add_argument("--naive-events", type=int, default=5_000, help="events through the naive design; 0: skip")
     parser.add_argument("--shards", type=int, default=4)
-    parser.add_argument("--consumers", type=int, default=1, help="consume_kinesis processes")
-    parser.add_argument("--batch-size", type=int, default=500, help="consume_kinesis --batch-size")
-    parser.add_argument("--lease-duration", type=float, default=10.0, help="consume_kinesis --lease-duration")
+    parser.add_argument("--consumers", type=int, default=2, help="consume_kinesis processes (one per core)")
+    parser.add_argument("--batch-size", type=int, default=2000, help="consume_kinesis --batch-size")
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=3.0,
+        help="consume_kinesis --lease-duration; short, so that the consumers share the shards within "
+        "a second or two of a short run (with the default 10 s it takes 5-10 s)",
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--task-batch-size", type=int, default=200, help="STATUSTRACKER_TASK_BATCH_SIZE")
     parser.add_argument("--prefetch", type=int, default=4, help="CELERY_PREFETCH_MULTIPLIER")
@@ -913,6 +965,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-host", default="127.0.0.1")
     parser.add_argument("--redis-db", default="5")
     parser.add_argument("--json", help="also write every figure of every run to this file")
+    parser.add_argument("--logs", metavar="DIR", help="keep the logs of every process here (default: deleted)")
     parser.add_argument(
         "--profile", metavar="DIR", help="sample the consumer and the workers with py-spy in the throughput phase"
     )
@@ -931,7 +984,9 @@ def main() -> None:
     print("command: " + " ".join([Path(PYTHON).name, *sys.argv]), flush=True)
     signal.signal(signal.SIGTERM, _interrupted)
     with tempfile.TemporaryDirectory(prefix="kinesis-bench-") as tmp:
-        bench = Bench(args, Path(tmp))
+        workdir = Path(args.logs or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        bench = Bench(args, workdir)
         runs = []
         try:
             bench.prepare()
