@@ -31,7 +31,7 @@ Every process it starts (kinesalite, consumers, workers, the naive reader) is st
 also on Ctrl-C. It uses the databases ``bench_kinesis`` and ``bench_kinesis_naive`` (dropped and
 created again) and Redis db 5 (flushed).
 
-    .venv/bin/python bench/kinesis_bench.py                  # defaults: 3 runs, about 6-7 minutes
+    .venv/bin/python bench/kinesis_bench.py                  # defaults: 3 runs, 5-9 minutes
     .venv/bin/python bench/kinesis_bench.py --runs 1 --events 20000 --latency-seconds 10
     .venv/bin/python bench/kinesis_bench.py --runs 1 --latency-seconds 0 --naive-events 0 --profile /tmp/prof
 """
@@ -780,9 +780,17 @@ class Bench:
                 self.args.naive_database,
                 {"reader": reader, "workers": workers, "kinesalite": self.kinesalite.process.pid},
             )
+            profiler = None
+            if self.args.profile:
+                profiler = Profiler(Path(self.args.profile), f"r{run}-naive-workers", [workers.pid], subprocesses=True)
             meter.start()
             done = listener.wait_for(count, timeout=self.args.timeout, progress="naive")
             meter.stop()
+            if profiler is not None:
+                profiler.stop()
+                print("  profile of the naive workers (py-spy, CPU samples):", flush=True)
+                for line in profile_summary(profiler.stacks()):
+                    print("    " + line, flush=True)
         finally:
             if reader is not None:
                 reader.stop()
@@ -851,6 +859,10 @@ def median(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _cell(value: float) -> str:
+    return "-" if value != value else f"{value:.0f}"  # NaN: the component is not part of that design
+
+
 def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after: tuple) -> str:
     lines = []
     out = lines.append
@@ -896,12 +908,12 @@ def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after:
         row("latency max, s", [x["max"] for x in lat], ".3f")
         row("latency p50, s (put -> commit)", [x["visible_p50"] for x in lat], ".3f")
         row("latency p95, s (put -> commit)", [x["visible_p95"] for x in lat], ".3f")
-        row("  put -> in the inbox p50 / p95, s", [x["to_inbox_p50"] for x in lat], ".3f")
-        row("", [x["to_inbox_p95"] for x in lat], ".3f")
-        row("  inbox -> apply starts p50 / p95, s", [x["queued_p50"] for x in lat], ".3f")
-        row("", [x["queued_p95"] for x in lat], ".3f")
-        row("  apply starts -> commit p50 / p95, s", [x["commit_p50"] for x in lat], ".3f")
-        row("", [x["commit_p95"] for x in lat], ".3f")
+        row("  put -> stored in the inbox, p50, s", [x["to_inbox_p50"] for x in lat], ".3f")
+        row("  put -> stored in the inbox, p95, s", [x["to_inbox_p95"] for x in lat], ".3f")
+        row("  stored -> apply starts, p50, s", [x["queued_p50"] for x in lat], ".3f")
+        row("  stored -> apply starts, p95, s", [x["queued_p95"] for x in lat], ".3f")
+        row("  apply starts -> commit, p50, s", [x["commit_p50"] for x in lat], ".3f")
+        row("  apply starts -> commit, p95, s", [x["commit_p95"] for x in lat], ".3f")
     rss = [max(r["throughput"]["consumer_hwm_kb"], r.get("latency", {}).get("consumer_hwm_kb", 0)) / 1024 for r in runs]
     row("consumer peak RSS (VmHWM), MB", rss, ".0f", "< 150")
     row("machine CPU busy during throughput, %", [100 * x["machine_share"] for x in t], ".0f")
@@ -914,7 +926,7 @@ def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after:
     naive_names = sorted({name for r in runs if "naive" in r for name in r["naive"]["cpu"]})
     for name in sorted(set(names) | set(naive_names)):
         pipe = median([x["cpu"].get(name) * 1e6 / x["events"] if name in x["cpu"] else None for x in t])
-        cells = f"| {name} | {pipe:.0f} |"
+        cells = f"| {name} | {_cell(pipe)} |"
         if all("naive" in r for r in runs):
             nv = median(
                 [
@@ -922,7 +934,7 @@ def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after:
                     for r in runs
                 ]
             )
-            cells += f" {nv:.0f} |"
+            cells += f" {_cell(nv)} |"
         out(cells)
     out("")
     out("Other processes during the throughput phase (CPU seconds, and share of the machine's 2-core capacity):")
@@ -938,7 +950,7 @@ def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--events", type=int, default=50_000, help="events for the throughput phase")
+    parser.add_argument("--events", type=int, default=100_000, help="events for the throughput phase")
     parser.add_argument("--rate", type=float, default=1000.0, help="offered events/s in the latency phase")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="length of the latency phase; 0: skip")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of the latency phase left out")
@@ -967,7 +979,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", help="also write every figure of every run to this file")
     parser.add_argument("--logs", metavar="DIR", help="keep the logs of every process here (default: deleted)")
     parser.add_argument(
-        "--profile", metavar="DIR", help="sample the consumer and the workers with py-spy in the throughput phase"
+        "--profile",
+        metavar="DIR",
+        help="sample the consumers and the workers with py-spy in the throughput phase, and the naive workers",
     )
     return parser.parse_args()
 

@@ -3,10 +3,11 @@
 Django's ``bulk_update`` builds a ``CASE WHEN`` expression per field and row, and ``bulk_create``
 on PostgreSQL sends one array per column, which psycopg writes element by element in Python
 (escaping every JSON document with a regular expression). Ingestion and the workers write
-thousands of rows a second, so on PostgreSQL both helpers here send all rows as **one JSON
-document**: ``json.dumps`` in C builds it, and the server unpacks it with ``jsonb_to_recordset``.
-The statement text then stays the same whatever the number of rows, so psycopg parses it once.
-Elsewhere (SQLite) they use a prepared ``executemany`` and ``bulk_create``.
+thousands of rows a second, so on PostgreSQL ``bulk_insert`` and ``bulk_set`` send all rows as
+**one JSON document**: ``json.dumps`` in C builds it, and the server unpacks it with
+``jsonb_to_recordset``. The statement text then stays the same whatever the number of rows, so
+psycopg parses it once; ``text_in`` does the same for look-ups by thousands of keys. Elsewhere
+(SQLite) they use a prepared ``executemany``, ``bulk_create`` and ``json_each``.
 
 Values go in as the model attributes hold them: text, numbers, booleans, None, aware datetimes,
 and JSON-compatible values for JSON fields.
