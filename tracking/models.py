@@ -40,7 +40,7 @@ class ProcessInstance(FSMModelMixin, models.Model):
     and it is not shown anywhere a customer or API reader looks.
     """
 
-    model = models.ForeignKey(StatusModel, on_delete=models.PROTECT, related_name="instances")
+    model = models.ForeignKey(StatusModel, on_delete=models.PROTECT, related_name="instances", db_index=False)
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     transaction_id = models.CharField(max_length=200)
     state = FSMField(default="", max_length=64, protected=True)
@@ -51,11 +51,15 @@ class ProcessInstance(FSMModelMixin, models.Model):
     state_entered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     # Customer links carry this value, signed; replacing it revokes every link issued so far.
-    link_nonce = models.CharField(max_length=32, unique=True, default=new_link_nonce, editable=False)
+    link_nonce = models.CharField(max_length=32, default=new_link_nonce, editable=False)
 
     class Meta:
         constraints = [
+            # The constraint's index also serves look-ups by model alone, so the foreign key has none.
             models.UniqueConstraint(fields=["model", "transaction_id"], name="unique_instance_per_transaction"),
+            # A constraint rather than unique=True: on PostgreSQL the latter adds a second,
+            # LIKE-pattern index that every instance update would have to maintain.
+            models.UniqueConstraint(fields=["link_nonce"], name="unique_instance_link_nonce"),
         ]
         indexes = [
             models.Index(fields=["model", "state"], name="instance_model_state"),
@@ -96,8 +100,8 @@ class SourceKind(models.TextChoices):
 class InboxEvent(models.Model):
     """An accepted event, stored once; its primary key is its arrival order."""
 
-    event_id = models.CharField(max_length=128, unique=True)
-    model = models.ForeignKey(StatusModel, on_delete=models.PROTECT, related_name="+")
+    event_id = models.CharField(max_length=128)
+    model = models.ForeignKey(StatusModel, on_delete=models.PROTECT, related_name="+", db_index=False)
     instance = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="events")
     event_type = models.CharField(max_length=200)
     occurred_at = models.DateTimeField()
@@ -111,6 +115,11 @@ class InboxEvent(models.Model):
     duplicate_count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        constraints = [
+            # Idempotency is this constraint. (Not unique=True, which on PostgreSQL adds a second,
+            # LIKE-pattern index that every status update of the row would maintain.)
+            models.UniqueConstraint(fields=["event_id"], name="unique_inbox_event_id"),
+        ]
         indexes = [
             models.Index(
                 fields=["instance", "id"],
