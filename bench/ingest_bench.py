@@ -80,7 +80,7 @@ def one_run(args, env: dict, data: Path) -> dict:
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "statustracker", "worker", "-l", "warning",
          "-c", str(args.concurrency), "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         time.sleep(3)  # let the worker connect before the clock starts
