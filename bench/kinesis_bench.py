@@ -60,9 +60,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracking.kinesis.emulator import LOCAL_CREDENTIALS, Kinesalite  # noqa: E402
-from tracking.kinesis.producer import records_publish  # noqa: E402
-from tracking.kinesis.streams import stream_create, stream_delete  # noqa: E402
+from tracking.arrival.kinesis.emulator import LOCAL_CREDENTIALS, Kinesalite  # noqa: E402
+from tracking.arrival.kinesis.producer import records_publish  # noqa: E402
+from tracking.arrival.kinesis.streams import stream_create, stream_delete  # noqa: E402
 
 PYTHON = sys.executable
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

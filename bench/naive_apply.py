@@ -51,8 +51,8 @@ def record_apply(*, data: str, reference: str) -> str:
 
     from models_registry.handlers import get_handler
     from models_registry.selectors import version_definition
-    from tracking import engine
-    from tracking.envelope import EnvelopeError, decode, parse
+    from tracking.apply import engine
+    from tracking.arrival.envelope import EnvelopeError, decode, parse
     from tracking.models import (
         STATUS_BY_KIND,
         DeadLetter,
@@ -145,7 +145,7 @@ def record_apply(*, data: str, reference: str) -> str:
 def read_stream(*, stream: str, endpoint_url: str, batch_size: int, stop: threading.Event) -> None:
     """Read every shard from its start and send one task per record, until stopped."""
     from statustracker.celery import app
-    from tracking.kinesis.emulator import local_client
+    from tracking.arrival.kinesis.emulator import local_client
 
     client = local_client(endpoint_url)
     shards = [s["ShardId"] for s in client.list_shards(StreamName=stream)["Shards"]]

@@ -287,9 +287,9 @@ def measure(args: argparse.Namespace) -> dict:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from tracking.links import instance_tracking_url
     from tracking.models import InboxEvent, ProcessInstance, TransitionRecord
-    from tracking.selectors import version_completion_stats
+    from tracking.progress.links import instance_tracking_url
+    from tracking.progress.selectors import version_completion_stats
 
     load_before = os.getloadavg()[0]
     counts = {

@@ -14,12 +14,12 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api_access.pagination import ApiPagination
+from api_access.permissions import CanEditDefinitions, CanRead
 from models_registry.definition import DefinitionError
 from models_registry.models import ModelVersion
 from models_registry.selectors import model_list, model_version, model_version_numbers
 from models_registry.services import model_import
-from tracking.pagination import ApiPagination
-from tracking.permissions import CanEditDefinitions, CanRead
 
 
 class _VersionSerializer(serializers.Serializer):

@@ -1,3 +1,5 @@
+"""The Django app of status model definitions; loads the transition handlers at start-up."""
+
 from importlib import import_module
 
 from django.apps import AppConfig

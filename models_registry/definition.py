@@ -7,7 +7,7 @@ accept and refuse exactly the same documents with the same per-field messages.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -108,16 +108,14 @@ def _list(raw: Mapping, key: str, path: str, errors: _Collector) -> list:
     return value
 
 
-def validate_definition(raw: Any, *, handler_names: set[str] | None = None) -> dict:
+def validate_definition(raw: Any, *, handler_names: Collection[str]) -> dict:
     """Check a status model document and return its canonical form, or raise DefinitionError.
 
     The canonical form has every top-level field, keys in a fixed order and optional per-entry
     fields only when they are set, so that export -> import -> export is byte-identical.
+    ``handler_names`` are the handlers a model may name (``models_registry.validation`` passes
+    the registered ones).
     """
-    if handler_names is None:
-        from models_registry.handlers import handler_names as registered
-
-        handler_names = set(registered())
     errors = _Collector()
     if not isinstance(raw, Mapping):
         raise DefinitionError({"": ["A status model must be an object."]})

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 import yaml
 from django.db import transaction
 
-from models_registry.definition import ANY_STATE, DefinitionError, canonical_order, validate_definition
+from models_registry.definition import ANY_STATE, DefinitionError, canonical_order
 from models_registry.models import ModelVersion, StateDefinition, StatusModel, TransitionDefinition
+from models_registry.validation import document_validate
 
 
 def draft_document(*, status_model: StatusModel) -> dict:
@@ -109,14 +110,14 @@ def _publish_document(*, status_model: StatusModel, document: dict, user=None) -
 @transaction.atomic
 def model_publish(*, status_model: StatusModel, user=None) -> tuple[ModelVersion, bool]:
     """Validate the draft and publish it as a new version (unless it equals the latest)."""
-    document = validate_definition(draft_document(status_model=status_model))
+    document = document_validate(draft_document(status_model=status_model))
     return _publish_document(status_model=status_model, document=document, user=user)
 
 
 @transaction.atomic
 def model_import(*, document: dict, user=None) -> tuple[ModelVersion, bool]:
     """Create or update a model from a document and publish it; returns (version, created)."""
-    canonical = validate_definition(document)
+    canonical = document_validate(document)
     status_model, _ = StatusModel.objects.get_or_create(
         key=canonical["id"], defaults={"name": canonical["name"], "initial_state": canonical["initial_state"]}
     )

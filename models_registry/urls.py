@@ -1,3 +1,5 @@
+"""The models_registry app's API routes: list, read and import status models."""
+
 from django.urls import path
 
 from models_registry.apis import ModelCollectionApi, ModelDetailApi

@@ -9,7 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statustracker.settings")
 
 app = Celery("statustracker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Tasks live with the pipeline stage they belong to (tracking/apply, tracking/inbox).
+app.autodiscover_tasks(["tracking.apply", "tracking.inbox"])
 
 
 @task_prerun.connect

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_fsm",
+    "api_access",
     "models_registry",
     "tracking",
 ]
@@ -119,15 +120,15 @@ STORAGES = {
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["tracking.authentication.ApiTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api_access.authentication.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: the browsable docs are Swagger UI at /api/docs/.
-    "DEFAULT_PARSER_CLASSES": ["tracking.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api_access.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "tracking.apis.exception_handler",
+    "EXCEPTION_HANDLER": "api_access.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "statustracker API",
@@ -138,10 +139,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
-        "EventResultStatusEnum": "tracking.apis.EVENT_RESULT_CHOICES",
-        "MilestoneStatusEnum": "tracking.apis.MILESTONE_STATUS_CHOICES",
-        "InstanceStatusEnum": "tracking.apis.INSTANCE_STATUS_CHOICES",
-        "HealthStatusEnum": "tracking.apis.HEALTH_STATUS_CHOICES",
+        "EventResultStatusEnum": "tracking.arrival.apis.EVENT_RESULT_CHOICES",
+        "MilestoneStatusEnum": "tracking.progress.apis.MILESTONE_STATUS_CHOICES",
+        "InstanceStatusEnum": "tracking.progress.apis.INSTANCE_STATUS_CHOICES",
+        "HealthStatusEnum": "statustracker.health.HEALTH_STATUS_CHOICES",
     },
 }
 

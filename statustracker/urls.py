@@ -1,10 +1,12 @@
+"""The project's URLs: admin, API, API docs, health, metrics and the customer's page."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from tracking import views as tracking_views
-from tracking.apis import HealthCheckApi
-from tracking.kinesis.metrics import metrics_view
+from statustracker.health import HealthCheckApi
+from tracking.metrics import metrics_view
+from tracking.progress import views as tracking_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -21,7 +21,7 @@ def main(directory: str, name: str, other: str, path: str) -> int:
     django.setup()
     from django.db import DatabaseError
 
-    from tracking.services import RawEvent, events_ingest
+    from tracking.arrival.ingest import RawEvent, events_ingest
 
     folder = Path(directory)
     blocks = [block for block in Path(path).read_bytes().split(b"\n\n") if block.strip()]

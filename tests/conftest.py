@@ -151,7 +151,7 @@ def api_client(db, django_user_model):
     from django.contrib.auth.models import Permission
     from rest_framework.test import APIClient
 
-    from tracking.services import token_create
+    from api_access.services import token_create
 
     def make(*, produce=False, read=False, staff=False, permissions=(), username=None):
         # No password: the token is the credential, and hashing one would slow every test.

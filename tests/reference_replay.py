@@ -1,7 +1,7 @@
 """A plain replay of docs/spec/status-models.md, "What happens to an event", written from the spec.
 
 Tests compare the service against this replay, so it deliberately shares no code with
-``tracking/engine.py`` or ``models_registry/handlers.py``: it reads the model document as the spec
+``tracking/apply/engine.py`` or ``models_registry/handlers.py``: it reads the model document as the spec
 describes it and walks the numbered rules one event at a time, in arrival order. It is slow and
 simple on purpose; only JMESPath evaluation comes from the ``jmespath`` library, the expression
 language the spec names.

@@ -7,9 +7,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from models_registry.selectors import version_definition
-from tracking.links import instance_tracking_url
-from tracking.models import ApiToken, DeadLetter, InboxEvent, ProcessInstance, ShardLease, TransitionRecord
-from tracking.services import instance_move_manually, instance_tracking_link_renew, token_create
+from tracking.models import DeadLetter, InboxEvent, ProcessInstance, ShardLease, TransitionRecord
+from tracking.operations.moves import instance_move_manually
+from tracking.progress.links import instance_tracking_link_renew, instance_tracking_url
 
 
 class ReadOnlyAdminMixin:
@@ -126,26 +126,6 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Raw input")
     def raw_text(self, obj):
         return bytes(obj.raw)[:20000].decode("utf-8", errors="replace")
-
-
-class ApiTokenForm(forms.ModelForm):
-    class Meta:
-        model = ApiToken
-        fields = ["name", "user", "can_produce", "can_read", "revoked"]
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    form = ApiTokenForm
-    list_display = ["name", "prefix", "user", "can_produce", "can_read", "revoked", "last_used_at"]
-    list_filter = ["can_produce", "can_read", "revoked"]
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return super().save_model(request, obj, form, change)
-        token, key = token_create(name=obj.name, user=obj.user, can_produce=obj.can_produce, can_read=obj.can_read)
-        obj.pk = token.pk
-        messages.warning(request, f"The key of token {token.name!r} is {key} — copy it now, it is not shown again.")
 
 
 @admin.register(ShardLease)

@@ -1,3 +1,5 @@
+"""The Django app of instances, the event inbox and the pipeline."""
+
 from django.apps import AppConfig
 
 

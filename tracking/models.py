@@ -1,6 +1,5 @@
 """Instances, the event inbox, transition history and dead letters."""
 
-import hashlib
 import secrets
 
 from django.conf import settings
@@ -28,7 +27,7 @@ STATUS_BY_KIND = {
 
 
 def new_link_nonce() -> str:
-    """The random, per-instance part of the customer's tracking link (see tracking/links.py)."""
+    """The random, per-instance part of the customer's tracking link (see tracking/progress/links.py)."""
     return secrets.token_urlsafe(16)
 
 
@@ -165,31 +164,6 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_kind} {self.source_ref}: {self.reason}"
-
-
-def hash_token(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-class ApiToken(models.Model):
-    """An API credential with scopes; only a hash of the key is stored."""
-
-    name = models.CharField(max_length=100)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    prefix = models.CharField(max_length=8, editable=False)
-    can_produce = models.BooleanField("producer: may post events", default=False)
-    can_read = models.BooleanField("reader: may read instances and models", default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked = models.BooleanField(default=False)
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @staticmethod
-    def new_key() -> str:
-        return secrets.token_hex(20)
 
 
 class ShardLease(models.Model):

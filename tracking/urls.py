@@ -1,6 +1,9 @@
+"""The tracking app's API routes: events in, instances out."""
+
 from django.urls import path
 
-from tracking.apis import EventIngestApi, InstanceDetailApi, InstanceListApi
+from tracking.arrival.apis import EventIngestApi
+from tracking.progress.apis import InstanceDetailApi, InstanceListApi
 
 urlpatterns = [
     path("events", EventIngestApi.as_view(), name="events-ingest"),

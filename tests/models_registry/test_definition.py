@@ -14,12 +14,14 @@ from django.core.management.base import CommandError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models_registry.definition import Definition, DefinitionError, canonical_order, validate_definition
+from models_registry.definition import Definition, DefinitionError, canonical_order
 from models_registry.models import ModelVersion, StatusModel
 from models_registry.services import dump_documents, model_import, model_publish, parse_documents
+from models_registry.validation import document_validate
 from tests.conftest import EXAMPLES
+from tracking.apply.applier import instances_apply_pending
+from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import EventStatus, InboxEvent, ProcessInstance
-from tracking.services import RawEvent, events_ingest, instances_apply_pending
 
 EXAMPLE = yaml.safe_load((EXAMPLES / "order-fulfilment.yaml").read_text())
 
@@ -32,7 +34,7 @@ def changed(change) -> dict:
 
 def errors_of(document) -> dict[str, list[str]]:
     with pytest.raises(DefinitionError) as caught:
-        validate_definition(document)
+        document_validate(document)
     return caught.value.errors
 
 
@@ -168,7 +170,7 @@ INVALID = [
 
 
 def test_the_example_model_is_valid():
-    assert validate_definition(EXAMPLE)["id"] == "order-fulfilment"
+    assert document_validate(EXAMPLE)["id"] == "order-fulfilment"
 
 
 @pytest.mark.parametrize(("change", "path", "message"), INVALID)
@@ -195,7 +197,7 @@ def test_all_errors_are_reported_at_once():
 
 def test_error_message_lists_path_and_reason():
     with pytest.raises(DefinitionError) as caught:
-        validate_definition(changed(set_path("transitions[0].to", "nowhere")))
+        document_validate(changed(set_path("transitions[0].to", "nowhere")))
 
     assert "transitions[0].to: Unknown state key 'nowhere'." in str(caught.value)
 
@@ -212,7 +214,7 @@ MINIMAL = {
 
 
 def test_canonical_form_fills_defaults_and_orders_keys():
-    canonical = validate_definition({**MINIMAL, "description": None, "milestones": None})
+    canonical = document_validate({**MINIMAL, "description": None, "milestones": None})
 
     assert json.dumps(canonical) == json.dumps(
         {
@@ -235,7 +237,7 @@ def test_canonical_form_fills_defaults_and_orders_keys():
 
 
 def test_canonical_form_keeps_optional_fields_only_when_set_and_is_a_fixed_point():
-    canonical = validate_definition(EXAMPLE)
+    canonical = document_validate(EXAMPLE)
 
     assert canonical["states"][0] == {
         "key": "received",
@@ -247,15 +249,15 @@ def test_canonical_form_keeps_optional_fields_only_when_set_and_is_a_fixed_point
     assert canonical["transitions"][0] == {"event": "payment.captured", "from": ["received", "on_hold"], "to": "paid"}
     assert list(canonical["transitions"][3]) == ["event", "from", "to", "set"]
     assert list(canonical["transitions"][5]) == ["event", "from", "to", "when"]
-    assert json.dumps(validate_definition(canonical)) == json.dumps(canonical)
+    assert json.dumps(document_validate(canonical)) == json.dumps(canonical)
     # The fields of a state come out in one order whatever order they were written in.
     shuffled = changed(lambda d: d["states"].__setitem__(0, dict(reversed(list(d["states"][0].items())))))
-    assert json.dumps(validate_definition(shuffled)) == json.dumps(canonical)
+    assert json.dumps(document_validate(shuffled)) == json.dumps(canonical)
 
 
 def test_set_fields_are_sorted_and_stored_documents_come_back_in_canonical_order():
     document = changed(lambda d: d["transitions"][3].__setitem__("set", {"z": "data.z", "a": "data.a"}))
-    canonical = validate_definition(document)
+    canonical = document_validate(document)
     assert list(canonical["transitions"][3]["set"]) == ["a", "z"]
 
     # As PostgreSQL's jsonb hands a document back: keys ordered by length
@@ -274,7 +276,7 @@ def test_set_fields_are_sorted_and_stored_documents_come_back_in_canonical_order
 
 
 def test_unknown_top_level_fields_are_not_kept():
-    canonical = validate_definition({**MINIMAL, "colour": "blue"})
+    canonical = document_validate({**MINIMAL, "colour": "blue"})
 
     assert "colour" not in canonical
 
@@ -352,7 +354,7 @@ def test_export_import_export_is_byte_identical(tmp_path, fmt):
     assert again == "claims.v2: unchanged, version 1\norder-fulfilment: unchanged, version 1\n"
     assert second == first
     # And the export is the canonical form of the source documents, in the canonical key order
-    canonical = [validate_definition(RICH), validate_definition(EXAMPLE)]
+    canonical = [document_validate(RICH), document_validate(EXAMPLE)]
     assert first == dump_documents(canonical, fmt=fmt)
     assert parse_documents(first, filename=f"x.{fmt}") == canonical
     assert [list(doc) for doc in parse_documents(first, filename=f"x.{fmt}")] == [list(doc) for doc in canonical]
@@ -367,7 +369,7 @@ def test_yaml_and_json_exports_hold_the_same_model(tmp_path):
     StatusModel.objects.all().delete()
     import_file(as_json)
 
-    assert export("order-fulfilment", fmt="yaml") == dump_documents([validate_definition(EXAMPLE)], fmt="yaml")
+    assert export("order-fulfilment", fmt="yaml") == dump_documents([document_validate(EXAMPLE)], fmt="yaml")
 
 
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=40)
@@ -384,10 +386,10 @@ def test_yaml_and_json_round_trips_of_any_text_are_identical(name, label, descri
         "start_events": [event],
         "transitions": [{"event": event, "from": ["open"], "to": "closed"}],
     }
-    canonical = validate_definition(document)
+    canonical = document_validate(document)
     for fmt in ("yaml", "json"):
         dumped = dump_documents([canonical], fmt=fmt)
-        reloaded = validate_definition(parse_documents(dumped, filename=f"m.{fmt}")[0])
+        reloaded = document_validate(parse_documents(dumped, filename=f"m.{fmt}")[0])
         assert reloaded == canonical
         assert dump_documents([reloaded], fmt=fmt) == dumped
 
@@ -424,7 +426,7 @@ def test_editing_a_model_publishes_a_new_version_and_identical_imports_do_not():
 
     # The previous version stays readable and unchanged
     first.refresh_from_db()
-    assert first.document == validate_definition(EXAMPLE)
+    assert first.document == document_validate(EXAMPLE)
     assert second.document["states"][1]["label"] == "Paid"
     assert list(ModelVersion.objects.filter(model__key="order-fulfilment").values_list("number", flat=True)) == [2, 1]
 

@@ -11,17 +11,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models_registry.definition import Definition, validate_definition
+from models_registry.definition import Definition
 from models_registry.handlers import APPLY, IGNORE, PARK, Decision, declarative, forward_only, get_handler
+from models_registry.validation import document_validate
 from tests.conftest import EXAMPLES
 from tests.reference_replay import replay
 from tests.strategies import batch_splits, event_streams, status_model_documents
-from tracking import engine
-from tracking.envelope import decode, parse
+from tracking.apply import engine
+from tracking.arrival.envelope import decode, parse
 
 
 def example_definition(name: str) -> Definition:
-    return Definition.from_document(validate_definition(yaml.safe_load((EXAMPLES / name).read_text())))
+    return Definition.from_document(document_validate(yaml.safe_load((EXAMPLES / name).read_text())))
 
 
 ORDERS = example_definition("order-fulfilment.yaml")
@@ -115,7 +116,7 @@ def small_model(**changes) -> Definition:
         ],
         **changes,
     }
-    return Definition.from_document(validate_definition(document))
+    return Definition.from_document(document_validate(document))
 
 
 @pytest.mark.parametrize(
@@ -220,7 +221,7 @@ def test_forward_only_decisions(state, event_type, outcome, target):
 
 def test_forward_only_sets_context_and_respects_when():
     definition = Definition.from_document(
-        validate_definition(
+        document_validate(
             {
                 **PARCELS.document,
                 "transitions": [
@@ -248,7 +249,7 @@ def test_forward_only_sets_context_and_respects_when():
 def engine_replay(document: dict, batches: list[list[dict]]) -> dict[str, dict]:
     """Feed the engine as the service does: dedupe by event id, then per batch run each instance
     that has new events over its open (pending and still parked) events in arrival order."""
-    definition = Definition.from_document(validate_definition(document))
+    definition = Definition.from_document(document_validate(document))
     handler = get_handler(definition.document["handler"])
     instances: dict[str, dict] = defaultdict(
         lambda: {"state": "", "context": {}, "outcomes": {}, "history": [], "open": {}}

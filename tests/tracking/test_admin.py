@@ -8,8 +8,9 @@ from django.urls import reverse
 
 from models_registry.models import ModelVersion, StatusModel
 from tests.conftest import load_example_model
+from tracking.apply.applier import instances_apply_pending
+from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import ProcessInstance
-from tracking.services import RawEvent, events_ingest, instances_apply_pending
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tracking.models import ApiToken, InboxEvent, hash_token
+from api_access.models import ApiToken, hash_token
+from tracking.models import InboxEvent
 
 pytestmark = pytest.mark.django_db
 

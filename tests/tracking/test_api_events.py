@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from tracking.envelope import MAX_BYTES, MAX_DEPTH
+from tracking.apply.applier import instances_apply_pending
+from tracking.arrival.envelope import MAX_BYTES, MAX_DEPTH
 from tracking.models import DeadLetter, EventStatus, InboxEvent, ProcessInstance, SourceKind
-from tracking.services import instances_apply_pending
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from models_registry.services import model_import
+from tracking.apply.applier import instances_apply_pending
 from tracking.models import ProcessInstance
-from tracking.services import instances_apply_pending
 
 pytestmark = pytest.mark.django_db
 

@@ -22,9 +22,11 @@ from tests.conftest import EXAMPLES, ROOT, _database_url, is_postgres, wait_for
 from tests.gated_handler import GATE_ENV, entered, open_gate
 from tests.reference_replay import replay
 from tests.service_state import expected, nothing_pending, observed
+from tracking.apply.applier import instances_apply_pending
+from tracking.apply.tasks import apply_pending
+from tracking.arrival.ingest import RawEvent, events_ingest
+from tracking.inbox.dispatch import enqueue_instances
 from tracking.models import InboxEvent, ProcessInstance, TransitionRecord
-from tracking.services import RawEvent, enqueue_instances, events_ingest, instances_apply_pending
-from tracking.tasks import apply_pending
 
 pytestmark = [
     pytest.mark.integration,

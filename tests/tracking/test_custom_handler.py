@@ -5,8 +5,9 @@ import json
 import pytest
 
 from tests.conftest import load_example_model
+from tracking.apply.applier import instances_apply_pending
+from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import EventStatus, InboxEvent, ProcessInstance
-from tracking.services import RawEvent, events_ingest, instances_apply_pending
 
 pytestmark = pytest.mark.django_db
 

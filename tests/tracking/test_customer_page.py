@@ -15,10 +15,16 @@ from django.core.cache import cache
 
 from models_registry.services import model_import
 from tests.conftest import load_example_model
-from tracking.customer_page import HistoryRow, build_page, percentile
-from tracking.links import instance_tracking_url, tracking_token, tracking_token_nonce
+from tracking.apply.applier import instances_apply_pending
+from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import ProcessInstance, TransitionRecord
-from tracking.services import RawEvent, events_ingest, instance_tracking_link_renew, instances_apply_pending
+from tracking.progress.customer_page import HistoryRow, build_page, percentile
+from tracking.progress.links import (
+    instance_tracking_link_renew,
+    instance_tracking_url,
+    tracking_token,
+    tracking_token_nonce,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -676,7 +682,7 @@ def test_the_vendored_htmx_is_the_npm_package():
     ).read_bytes()
 
 
-# --- the rules alone (tracking/customer_page.py, no database) -------------------------------------
+# --- the rules alone (tracking/progress/customer_page.py, no database) -------------------------------------
 
 
 def test_percentile_is_linear_interpolation_between_closest_ranks():

@@ -18,10 +18,12 @@ import pytest
 from django.core.cache import cache
 from playwright.sync_api import expect
 
+from api_access.services import token_create
 from tests.conftest import ROOT, load_example_model
-from tracking.links import instance_tracking_url
+from tracking.apply.applier import instances_apply_pending
+from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import ProcessInstance
-from tracking.services import RawEvent, events_ingest, instances_apply_pending, token_create
+from tracking.progress.links import instance_tracking_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

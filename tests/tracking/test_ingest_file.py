@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from tests.conftest import load_example_model
-from tracking.envelope import MAX_BYTES, MAX_DEPTH
+from tracking.arrival.envelope import MAX_BYTES, MAX_DEPTH
 from tracking.models import DeadLetter, EventStatus, InboxEvent, ProcessInstance, SourceKind
 
 pytestmark = pytest.mark.django_db

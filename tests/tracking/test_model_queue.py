@@ -6,8 +6,8 @@ import pytest
 
 from models_registry.models import StatusModel
 from tests.conftest import load_example_model, wait_for
+from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import EventStatus, InboxEvent, ProcessInstance
-from tracking.services import RawEvent, events_ingest
 
 pytestmark = [pytest.mark.integration]
 

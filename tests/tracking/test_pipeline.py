@@ -16,11 +16,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from api_access.services import token_create
 from tests.conftest import EXAMPLES, load_example_model, wait_for
 from tests.reference_replay import replay
 from tests.service_state import expected, nothing_pending, observed
 from tracking.models import DeadLetter, EventStatus, InboxEvent, ProcessInstance, SourceKind
-from tracking.services import token_create
 
 pytestmark = [pytest.mark.integration]
 

@@ -1,4 +1,4 @@
-"""The milestone bar (tracking.progress), alone: plain objects in, plain dicts out, no database."""
+"""The milestone bar (tracking.progress.milestones), alone: plain objects in, plain dicts out, no database."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from models_registry.definition import Definition, validate_definition
-from tracking.progress import instance_milestones, milestone_groups
+from models_registry.definition import Definition
+from models_registry.validation import document_validate
+from tracking.progress.milestones import instance_milestones, milestone_groups
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
-DOCUMENT = validate_definition(
+DOCUMENT = document_validate(
     {
         "id": "loan",
         "name": "Loan application",
@@ -39,7 +40,7 @@ DOCUMENT = validate_definition(
         ],
     }
 )
-GROUPED = validate_definition(
+GROUPED = document_validate(
     {
         **DOCUMENT,
         "milestones": [

@@ -22,8 +22,9 @@ from tests.conftest import wait_for
 from tests.reference_replay import replay
 from tests.service_state import expected, nothing_pending, observed
 from tests.strategies import as_cloudevent, batch_splits, event_streams, status_model_documents
+from tracking.arrival.ingest import RawEvent, events_ingest
+from tracking.inbox.dispatch import enqueue_instances
 from tracking.models import ProcessInstance
-from tracking.services import RawEvent, enqueue_instances, events_ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

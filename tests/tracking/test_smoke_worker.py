@@ -1,8 +1,8 @@
 import pytest
 
 from tests.conftest import EXAMPLES, load_example_model, wait_for
+from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import EventStatus, InboxEvent, ProcessInstance
-from tracking.services import RawEvent, events_ingest
 
 pytestmark = [pytest.mark.integration]
 

@@ -17,8 +17,11 @@ from tests.conftest import EXAMPLES, load_example_model, wait_for
 from tests.gated_handler import GATE_ENV, entered, open_gate
 from tests.reference_replay import replay
 from tests.service_state import expected, nothing_pending, observed
+from tracking.apply.applier import instances_apply_pending
+from tracking.arrival.ingest import RawEvent, events_ingest
+from tracking.inbox.expiry import events_expire_parked
+from tracking.inbox.sweep import pending_sweep
 from tracking.models import EventStatus, InboxEvent, ProcessInstance, TransitionRecord
-from tracking.services import RawEvent, events_expire_parked, events_ingest, instances_apply_pending, pending_sweep
 
 EXAMPLE = yaml.safe_load((EXAMPLES / "order-fulfilment.yaml").read_text())
 

@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 
 from tests.conftest import load_example_model, wait_for
+from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import EventStatus, InboxEvent
-from tracking.services import RawEvent, events_ingest
 
 pytestmark = [pytest.mark.integration]
 

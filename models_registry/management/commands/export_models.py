@@ -1,3 +1,5 @@
+"""``export_models``: print published model versions as YAML or JSON, in the canonical form."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from models_registry.selectors import model_version

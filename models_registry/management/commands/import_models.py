@@ -1,3 +1,5 @@
+"""``import_models``: validate YAML/JSON model files and publish each as a new version."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from models_registry.definition import DefinitionError

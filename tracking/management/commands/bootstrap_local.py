@@ -1,3 +1,5 @@
+"""``bootstrap_local``: the example model, an admin login and an API token for a local installation."""
+
 import os
 import secrets
 from pathlib import Path
@@ -6,8 +8,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from api_access.services import token_create
 from models_registry.services import model_import, parse_documents
-from tracking.services import token_create
 
 
 class Command(BaseCommand):

@@ -1,3 +1,5 @@
+"""``consume_kinesis``: the long-running Kinesis consumer process."""
+
 import os
 import signal
 import socket
@@ -8,9 +10,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from tracking.kinesis import logs
-from tracking.kinesis.client import make_client
-from tracking.kinesis.consumer import INITIAL_POSITIONS, ConsumerSettings, KinesisConsumer
+from tracking.arrival.kinesis import logs
+from tracking.arrival.kinesis.client import make_client
+from tracking.arrival.kinesis.consumer import INITIAL_POSITIONS, ConsumerSettings, KinesisConsumer
 
 
 class Command(BaseCommand):

@@ -1,7 +1,9 @@
+"""``ingest_events``: a JSON Lines file of events into the inbox, in batches."""
+
 from django.core.management.base import BaseCommand, CommandError
 
+from tracking.arrival.ingest import ACCEPTED, DUPLICATE, REJECTED, RawEvent, events_ingest
 from tracking.models import SourceKind
-from tracking.services import ACCEPTED, DUPLICATE, REJECTED, RawEvent, events_ingest
 
 
 class Command(BaseCommand):

@@ -1,11 +1,13 @@
+"""``kinesis_stream``: create, describe or delete a Kinesis data stream."""
+
 import json
 
 from botocore.exceptions import BotoCoreError
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from tracking.kinesis.client import make_client
-from tracking.kinesis.streams import StreamError, stream_create, stream_delete, stream_describe
+from tracking.arrival.kinesis.client import make_client
+from tracking.arrival.kinesis.streams import StreamError, stream_create, stream_delete, stream_describe
 
 
 class Command(BaseCommand):

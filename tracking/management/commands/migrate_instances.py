@@ -1,8 +1,10 @@
+"""``migrate_instances``: move in-flight instances to another version of their model."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from models_registry.selectors import model_version
 from tracking.models import InstanceStatus, ProcessInstance
-from tracking.services import instances_migrate_version
+from tracking.operations.moves import instances_migrate_version
 
 
 class Command(BaseCommand):

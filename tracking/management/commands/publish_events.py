@@ -1,3 +1,5 @@
+"""``publish_events``: put a JSON Lines file of events on a Kinesis stream."""
+
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -5,8 +7,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from tracking.kinesis.client import make_client
-from tracking.kinesis.producer import records_publish
+from tracking.arrival.kinesis.client import make_client
+from tracking.arrival.kinesis.producer import records_publish
 
 
 class Command(BaseCommand):

@@ -1,12 +1,14 @@
+"""``simulate_traffic``: simulated orders for the example model, for demos."""
+
 import json
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from tracking.arrival.ingest import RawEvent, events_ingest
+from tracking.arrival.simulation import order_traffic
 from tracking.models import SourceKind
-from tracking.services import RawEvent, events_ingest
-from tracking.simulation import order_traffic
 
 
 class Command(BaseCommand):
@@ -44,7 +46,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _kinesis_sender(stream, endpoint_url, region):
-        from tracking.kinesis.client import make_client
+        from tracking.arrival.kinesis.client import make_client
 
         client = make_client(region=region, endpoint_url=endpoint_url)
 

@@ -1,0 +1,226 @@
+"""``POST /api/v1/events``: producers post one envelope or a batch; each event gets its own result.
+
+Views parse and check input, call ``events_ingest`` and shape the output.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api_access.parsers import RawBody, max_request_bytes
+from api_access.permissions import CanProduceEvents
+from tracking.arrival.ingest import ACCEPTED, DUPLICATE, REJECTED, RawEvent, events_ingest
+from tracking.arrival.parsers import CloudEventBatchParser, CloudEventParser, EventsParser
+from tracking.models import SourceKind
+
+# Named choice sets, so that the OpenAPI schema gives each its own enum (SPECTACULAR_SETTINGS).
+EVENT_RESULT_CHOICES = [ACCEPTED, DUPLICATE, REJECTED]
+
+
+class _EnvelopeSerializer(serializers.Serializer):
+    """The native envelope (docs/spec/events.md), for the schema; validation is tracking.arrival.envelope's."""
+
+    event_id = serializers.CharField(max_length=128, help_text="Idempotency key.")
+    model_id = serializers.CharField(max_length=64)
+    transaction_id = serializers.CharField(max_length=200)
+    event_type = serializers.CharField(max_length=200)
+    occurred_at = serializers.DateTimeField(required=False, help_text="RFC 3339 with a UTC offset.")
+    source = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    data = serializers.DictField(required=False)
+
+    class Meta:
+        ref_name = "EventEnvelope"
+
+
+class _EventBatchSerializer(serializers.Serializer):
+    events = _EnvelopeSerializer(many=True, help_text="At most 500 envelopes (native or CloudEvents form).")
+
+    class Meta:
+        ref_name = "EventBatch"
+
+
+class _CloudEventSerializer(serializers.Serializer):
+    specversion = serializers.CharField(default="1.0")
+    id = serializers.CharField(max_length=128)
+    type = serializers.CharField(max_length=200)
+    source = serializers.CharField(max_length=200, required=False)
+    subject = serializers.CharField(max_length=200, help_text="The transaction id.")
+    modelid = serializers.CharField(max_length=64, help_text="The model id (extension attribute).")
+    time = serializers.DateTimeField(required=False)
+    data = serializers.DictField(required=False)
+
+    class Meta:
+        ref_name = "CloudEvent"
+
+
+class _EventResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the event in the request.")
+    status = serializers.ChoiceField(choices=EVENT_RESULT_CHOICES)
+    event_id = serializers.CharField(allow_null=True)
+    field = serializers.CharField(required=False, help_text="Rejected: the field at fault ('' for the whole).")
+    reason = serializers.CharField(required=False, help_text="Rejected: why.")
+
+    class Meta:
+        ref_name = "EventResult"
+
+
+class _RequestRejected(Exception):
+    """The request as a whole cannot be taken; nothing of it was stored."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _request_items(body: RawBody, source_ref: str) -> tuple[list[RawEvent], bool]:
+    """Split a request body into the items to ingest; returns (items, whether it was a batch).
+
+    A body that is not a batch is handed on as raw bytes, so that a rejected one is
+    dead-lettered byte for byte with the reason the envelope parser gives (not JSON, not an
+    object, too deep, too large...).
+    """
+    if body.truncated:
+        return [RawEvent(body.data, f"{source_ref} (first {len(body.data)} bytes kept)")], False
+    try:
+        # UTF-8 only, as the envelope parser reads it (json.loads would also guess UTF-16/32).
+        # NaN and Infinity parse here and are refused per event by the envelope parser.
+        value = json.loads(body.data.decode("utf-8-sig"))
+    except (ValueError, RecursionError):
+        return [RawEvent(body.data, source_ref)], False
+    if isinstance(value, dict) and set(value) == {"events"}:
+        events, field = value["events"], "events"
+    elif isinstance(value, list):
+        events, field = value, ""
+    else:
+        return [RawEvent(body.data, source_ref)], False
+    if not isinstance(events, list):
+        raise _RequestRejected(field, "must be a list of event envelopes")
+    if not events:
+        raise _RequestRejected(field, "must hold at least one event")
+    maximum = settings.STATUSTRACKER_MAX_EVENTS_PER_REQUEST
+    if len(events) > maximum:
+        raise _RequestRejected(field, f"{len(events)} events; at most {maximum} per request")
+    return [RawEvent(event, f"{source_ref}#{index}") for index, event in enumerate(events)], True
+
+
+class EventIngestApi(APIView):
+    """Producers post events: one envelope, ``{"events": [...]}`` or a JSON array (CloudEvents batch)."""
+
+    permission_classes = [CanProduceEvents]
+    parser_classes = [EventsParser, CloudEventParser, CloudEventBatchParser]
+
+    class OutputSerializer(serializers.Serializer):
+        request_id = serializers.CharField(help_text="Names this request in dead letters' source.")
+        accepted = serializers.IntegerField()
+        duplicate = serializers.IntegerField()
+        rejected = serializers.IntegerField()
+        results = _EventResultSerializer(many=True)
+
+        class Meta:
+            ref_name = "EventIngestResult"
+
+    class ErrorSerializer(serializers.Serializer):
+        detail = serializers.CharField()
+        field = serializers.CharField(help_text="The field at fault; '' when it is the request as a whole.")
+        reason = serializers.CharField()
+        request_id = serializers.CharField()
+        results = _EventResultSerializer(many=True, required=False)
+
+        class Meta:
+            ref_name = "EventIngestError"
+
+    @extend_schema(
+        operation_id="events_ingest",
+        tags=["events"],
+        summary="Post events",
+        description=(
+            'One envelope, `{"events": [...]}` or a JSON array of at most 500 envelopes, in the native or the '
+            "CloudEvents form. Each event is stored once (a repeated `event_id` is a `duplicate`) and applied "
+            "asynchronously. An invalid event is `rejected` (and kept as a dead letter) without affecting the "
+            "others; a request that is a single invalid event, or that cannot be read as events at all, is a 400. "
+            "Needs the producer scope."
+        ),
+        request={
+            "application/json": PolymorphicProxySerializer(
+                component_name="EventsRequest",
+                serializers=[_EnvelopeSerializer, _EventBatchSerializer, _EnvelopeSerializer(many=True)],
+                resource_type_field_name=None,
+                many=False,
+            ),
+            "application/cloudevents+json": _CloudEventSerializer,
+            "application/cloudevents-batch+json": _CloudEventSerializer(many=True),
+        },
+        responses={
+            202: OutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Not events, or a single event that was rejected."),
+            401: OpenApiResponse(description="No or invalid token."),
+            403: OpenApiResponse(description="The token lacks the producer scope."),
+        },
+        examples=[
+            OpenApiExample(
+                "One event",
+                request_only=True,
+                value={
+                    "event_id": "billing-7f3a9c",
+                    "model_id": "order-fulfilment",
+                    "transaction_id": "ORD-100234",
+                    "event_type": "payment.captured",
+                    "occurred_at": "2026-11-26T10:15:00Z",
+                    "source": "billing",
+                    "data": {"amount": 129.5, "currency": "EUR"},
+                },
+            ),
+        ],
+    )
+    def post(self, request):
+        body = request.data if isinstance(request.data, RawBody) else RawBody(b"")
+        request_id = uuid.uuid4().hex[:16]
+        source_ref = f"api/{request.auth.prefix}/{request_id}"
+        try:
+            items, is_batch = _request_items(body, source_ref)
+        except _RequestRejected as exc:
+            detail = f"{exc.field}: {exc.reason}" if exc.field else f"Request {exc.reason}."
+            return Response(
+                self.ErrorSerializer(
+                    {"detail": detail, "field": exc.field, "reason": exc.reason, "request_id": request_id}
+                ).data,
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+
+        results = events_ingest(items=items, source_kind=SourceKind.API)
+
+        rows = []
+        for index, result in enumerate(results):
+            row = {"index": index, "status": result.status, "event_id": result.event_id}
+            if result.status == REJECTED:
+                row.update(field=result.field, reason=result.reason)
+            rows.append(row)
+        counts = {name: sum(1 for r in results if r.status == name) for name in (ACCEPTED, DUPLICATE, REJECTED)}
+        if not is_batch and results[0].status == REJECTED:
+            rejected = results[0]
+            reason = f"request body larger than {max_request_bytes()} bytes" if body.truncated else rejected.reason
+            detail = f"Event rejected: {rejected.field}: {reason}" if rejected.field else f"Event rejected: {reason}"
+            return Response(
+                self.ErrorSerializer(
+                    {
+                        "detail": detail,
+                        "field": rejected.field,
+                        "reason": reason,
+                        "request_id": request_id,
+                        "results": rows,
+                    }
+                ).data,
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response(
+            self.OutputSerializer({"request_id": request_id, **counts, "results": rows}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,0 +1,197 @@
+"""``GET /api/v1/instances``: readers list instances and read one, with milestones and history."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api_access.pagination import ApiPagination
+from api_access.permissions import CanRead
+from tracking.models import InstanceStatus
+from tracking.progress.links import instance_tracking_url
+from tracking.progress.milestones import CURRENT, REACHED, UPCOMING
+from tracking.progress.selectors import InstanceDetail, instance_detail, instance_list, instance_state_label
+
+# Named choice sets, so that the OpenAPI schema gives each its own enum (SPECTACULAR_SETTINGS).
+MILESTONE_STATUS_CHOICES = [REACHED, CURRENT, UPCOMING]
+# Waiting instances are never shown.
+INSTANCE_STATUS_CHOICES = [c for c in InstanceStatus.choices if c[0] != InstanceStatus.WAITING]
+
+
+class _MilestoneSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    states = serializers.ListField(child=serializers.CharField(), help_text="Internal states it groups.")
+    status = serializers.ChoiceField(choices=MILESTONE_STATUS_CHOICES)
+    reached_at = serializers.DateTimeField(allow_null=True, help_text="When the instance first got there.")
+
+    class Meta:
+        ref_name = "Milestone"
+
+
+class _HistoryEntrySerializer(serializers.Serializer):
+    from_state = serializers.CharField(allow_blank=True, help_text="Empty for the creation.")
+    to_state = serializers.CharField()
+    to_label = serializers.CharField()
+    event_id = serializers.CharField(allow_null=True)
+    event_type = serializers.CharField(allow_null=True)
+    occurred_at = serializers.DateTimeField(help_text="When the source system saw the event.")
+    recorded_at = serializers.DateTimeField()
+    actor = serializers.CharField(allow_null=True, help_text="User, for manual transitions.")
+    note = serializers.CharField(allow_blank=True)
+
+    class Meta:
+        ref_name = "HistoryEntry"
+
+
+class InstanceDetailApi(APIView):
+    """Readers see one instance: where it is, how it got there, and what comes next."""
+
+    permission_classes = [CanRead]
+
+    class OutputSerializer(serializers.Serializer):
+        model_id = serializers.CharField()
+        transaction_id = serializers.CharField()
+        version = serializers.IntegerField(help_text="The model version the instance is pinned to.")
+        state = serializers.CharField()
+        state_label = serializers.CharField()
+        state_kind = serializers.ChoiceField(choices=["step", "success", "failure", "exception"])
+        status = serializers.ChoiceField(choices=INSTANCE_STATUS_CHOICES)
+        milestones = _MilestoneSerializer(many=True)
+        context = serializers.DictField()
+        history = _HistoryEntrySerializer(many=True)
+        parked_events = serializers.IntegerField(help_text="Events waiting for the instance to catch up.")
+        created_at = serializers.DateTimeField()
+        started_at = serializers.DateTimeField(allow_null=True)
+        updated_at = serializers.DateTimeField()
+        tracking_url = serializers.URLField(
+            help_text="The customer's page for this instance: a signed link to hand to the customer. It stays the "
+            "same until an operator revokes it (then a new one is returned); it may expire "
+            "(STATUSTRACKER_TRACKING_LINK_MAX_AGE)."
+        )
+
+        class Meta:
+            ref_name = "InstanceDetail"
+
+    @staticmethod
+    def _output(detail: InstanceDetail) -> dict:
+        instance = detail.instance
+        return {
+            "model_id": instance.model.key,
+            "transaction_id": instance.transaction_id,
+            "version": instance.version.number,
+            "state": instance.state,
+            "state_label": detail.state_label(instance.state),
+            "state_kind": detail.definition.kinds.get(instance.state, "step"),
+            "status": instance.status,
+            "milestones": detail.milestones,
+            "context": instance.context,
+            "history": [
+                {
+                    "from_state": record.from_state,
+                    "to_state": record.to_state,
+                    "to_label": detail.state_label(record.to_state),
+                    "event_id": record.event.event_id if record.event else None,
+                    "event_type": record.event.event_type if record.event else None,
+                    "occurred_at": record.occurred_at,
+                    "recorded_at": record.recorded_at,
+                    "actor": record.actor.username if record.actor else None,
+                    "note": record.note,
+                }
+                for record in detail.history
+            ],
+            "parked_events": detail.parked_events,
+            "created_at": instance.created_at,
+            "started_at": instance.started_at,
+            "updated_at": instance.updated_at,
+        }
+
+    @extend_schema(
+        operation_id="instances_retrieve",
+        tags=["instances"],
+        summary="One instance",
+        description=(
+            "State (with its customer-facing label), outcome status, milestones (reached, current, upcoming, "
+            "with the time each was first reached), context, history and the number of parked events. "
+            "An instance that no event has started yet does not exist here (404). Needs the reader scope."
+        ),
+        responses={
+            200: OutputSerializer,
+            401: OpenApiResponse(description="No or invalid token."),
+            403: OpenApiResponse(description="The token lacks the reader scope."),
+            404: OpenApiResponse(description="No started instance of this model and transaction."),
+        },
+    )
+    def get(self, request, model_id: str, transaction_id: str):
+        detail = instance_detail(model_key=model_id, transaction_id=transaction_id)
+        if detail is None:
+            raise NotFound(f"No instance of model {model_id!r} for transaction {transaction_id!r}.")
+        output = {
+            **self._output(detail),
+            "tracking_url": instance_tracking_url(instance=detail.instance, request=request),
+        }
+        return Response(self.OutputSerializer(output).data)
+
+
+class InstanceListApi(APIView):
+    """Readers list instances, filtered; ``updated_since`` lets a client poll for changes."""
+
+    permission_classes = [CanRead]
+    pagination_class = ApiPagination
+
+    class FilterSerializer(serializers.Serializer):
+        model_id = serializers.CharField(required=False, max_length=64)
+        state = serializers.CharField(required=False, max_length=64)
+        status = serializers.ChoiceField(required=False, choices=INSTANCE_STATUS_CHOICES)
+        updated_since = serializers.DateTimeField(
+            required=False, help_text="Only instances changed at or after this time (RFC 3339; encode '+' as %2B)."
+        )
+
+        class Meta:
+            ref_name = "InstanceFilter"
+
+    class OutputSerializer(serializers.Serializer):
+        model_id = serializers.CharField(source="model.key")
+        transaction_id = serializers.CharField()
+        version = serializers.IntegerField(source="version.number")
+        state = serializers.CharField()
+        state_label = serializers.SerializerMethodField()
+        status = serializers.ChoiceField(choices=INSTANCE_STATUS_CHOICES)
+        created_at = serializers.DateTimeField()
+        updated_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "InstanceSummary"
+
+        def get_state_label(self, instance) -> str:
+            return instance_state_label(instance=instance)
+
+    @extend_schema(
+        operation_id="instances_list",
+        tags=["instances"],
+        summary="List instances",
+        description="Started instances, oldest change first, filtered. Needs the reader scope.",
+        parameters=[FilterSerializer],
+        responses={
+            200: OutputSerializer(many=True),
+            400: OpenApiResponse(description="A filter is invalid."),
+            401: OpenApiResponse(description="No or invalid token."),
+            403: OpenApiResponse(description="The token lacks the reader scope."),
+        },
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        instances = instance_list(
+            model_key=filters.validated_data.get("model_id"),
+            state=filters.validated_data.get("state"),
+            status=filters.validated_data.get("status"),
+            updated_since=filters.validated_data.get("updated_since"),
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(instances, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

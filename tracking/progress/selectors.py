@@ -1,0 +1,195 @@
+"""Reads of instances for the REST API and the customer page.
+
+Instances still waiting for a start event are reserved rows, not yet service requests anyone
+can see: every selector here leaves them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import QuerySet
+
+from models_registry.definition import Definition
+from models_registry.selectors import version_definition
+from tracking.models import EventStatus, InboxEvent, InstanceStatus, ProcessInstance, TransitionRecord
+from tracking.progress.customer_page import CustomerPage, HistoryRow, MilestoneStats, build_page, completion_stats
+from tracking.progress.milestones import instance_milestones
+
+
+@dataclass(frozen=True)
+class InstanceDetail:
+    """Everything a reader sees of one instance, gathered in a fixed number of queries."""
+
+    instance: ProcessInstance
+    definition: Definition
+    history: list[TransitionRecord]
+    milestones: list[dict]
+    parked_events: int
+
+    def state_label(self, key: str) -> str:
+        return state_labels(self.definition).get(key, key)
+
+
+INSTANCE_FIELDS = (
+    "id",
+    "model",
+    "version",
+    "transaction_id",
+    "state",
+    "status",
+    "created_at",
+    "started_at",
+    "state_entered_at",
+    "updated_at",
+)
+
+
+def state_labels(definition: Definition) -> dict[str, str]:
+    return {state["key"]: state["label"] for state in definition.document["states"]}
+
+
+def started_instances() -> QuerySet[ProcessInstance]:
+    return ProcessInstance.objects.exclude(status=InstanceStatus.WAITING).filter(version__isnull=False)
+
+
+def instance_get(*, model_key: str, transaction_id: str) -> ProcessInstance | None:
+    """The started instance of (model, transaction), or None."""
+    return (
+        started_instances()
+        .select_related("model", "version")
+        .only(*INSTANCE_FIELDS, "context", "link_nonce", "model__key", "version__number")
+        .filter(model__key=model_key, transaction_id=transaction_id)
+        .first()
+    )
+
+
+def instance_history(*, instance: ProcessInstance) -> list[TransitionRecord]:
+    """The instance's transitions, oldest first, with the event and the user behind each."""
+    return list(
+        TransitionRecord.objects.filter(instance=instance)
+        .select_related("event", "actor")
+        .only(
+            "id",
+            "from_state",
+            "to_state",
+            "occurred_at",
+            "recorded_at",
+            "note",
+            "event__event_id",
+            "event__event_type",
+            "actor__username",
+        )
+        .order_by("id")
+    )
+
+
+def instance_parked_count(*, instance: ProcessInstance) -> int:
+    return InboxEvent.objects.filter(instance=instance, status=EventStatus.PARKED).count()
+
+
+def instance_detail(*, model_key: str, transaction_id: str) -> InstanceDetail | None:
+    """One instance with its definition, history, milestones and parked events; None if not started."""
+    instance = instance_get(model_key=model_key, transaction_id=transaction_id)
+    if instance is None:
+        return None
+    definition = version_definition(version_id=instance.version_id)
+    history = instance_history(instance=instance)
+    return InstanceDetail(
+        instance=instance,
+        definition=definition,
+        history=history,
+        milestones=instance_milestones(instance, definition, history),
+        parked_events=instance_parked_count(instance=instance),
+    )
+
+
+def instance_list(
+    *,
+    model_key: str | None = None,
+    state: str | None = None,
+    status: str | None = None,
+    updated_since: datetime | None = None,
+) -> QuerySet[ProcessInstance]:
+    """Started instances, oldest change first (so that ``updated_since`` polling pages forward)."""
+    instances = (
+        started_instances().select_related("model", "version").only(*INSTANCE_FIELDS, "model__key", "version__number")
+    )
+    if model_key:
+        instances = instances.filter(model__key=model_key)
+    if state:
+        instances = instances.filter(state=state)
+    if status:
+        instances = instances.filter(status=status)
+    if updated_since is not None:
+        instances = instances.filter(updated_at__gte=updated_since)
+    return instances.order_by("updated_at", "id")
+
+
+def instance_state_label(*, instance: ProcessInstance) -> str:
+    """The customer-facing label of the instance's state, from its pinned version."""
+    return state_labels(version_definition(version_id=instance.version_id)).get(instance.state, instance.state)
+
+
+# --- Customer page (tracking/progress/views.py): a fixed number of queries whatever the history ----------
+
+
+def instance_for_customer(*, nonce: str) -> ProcessInstance | None:
+    """The started instance whose tracking links carry this nonce, or None (one query)."""
+    return (
+        started_instances()
+        .only("id", "version_id", "state", "status", "context", "state_entered_at", "updated_at", "link_nonce")
+        .filter(link_nonce=nonce)
+        .first()
+    )
+
+
+def version_completion_stats(*, version_id: int) -> dict[str, MilestoneStats]:
+    """Time from each milestone to completion over the version's latest completed instances.
+
+    One query over at most ``STATUSTRACKER_ETA_SAMPLE_SIZE`` instances (their index keeps it
+    independent of how much history there is), cached per version for
+    ``STATUSTRACKER_ETA_CACHE_SECONDS``: page views read the cache.
+    """
+    key = f"tracking:completion-stats:{version_id}"
+    stats = cache.get(key)
+    if stats is None:
+        recent = (
+            ProcessInstance.objects.filter(version_id=version_id, status=InstanceStatus.SUCCEEDED)
+            .order_by("-state_entered_at")
+            .values("id")[: settings.STATUSTRACKER_ETA_SAMPLE_SIZE]
+        )
+        rows = (
+            TransitionRecord.objects.filter(instance_id__in=recent)
+            .order_by("instance_id", "id")
+            .values_list("instance_id", "to_state", "occurred_at")
+        )
+        stats = completion_stats(version_definition(version_id=version_id).document, rows.iterator())
+        cache.set(key, stats, settings.STATUSTRACKER_ETA_CACHE_SECONDS)
+    return stats
+
+
+def instance_customer_page(*, instance: ProcessInstance, now: datetime) -> CustomerPage:
+    """What the customer page shows: the history is one query; definition and statistics are cached."""
+    definition = version_definition(version_id=instance.version_id)
+    history = [
+        HistoryRow(to_state, occurred_at)
+        for to_state, occurred_at in TransitionRecord.objects.filter(instance_id=instance.pk)
+        .order_by("id")
+        .values_list("to_state", "occurred_at")
+    ]
+    stats = version_completion_stats(version_id=instance.version_id) if instance.status == InstanceStatus.ACTIVE else {}
+    return build_page(
+        document=definition.document,
+        state=instance.state,
+        context=instance.context,
+        history=history,
+        updated_at=instance.updated_at,
+        state_entered_at=instance.state_entered_at,
+        stats=stats,
+        minimum_completed=settings.STATUSTRACKER_ETA_MIN_COMPLETED,
+        now=now,
+    )
