@@ -30,13 +30,24 @@ class Decision:
 
 Handler = Callable[[Definition, str, Mapping, Mapping], Decision]
 _HANDLERS: dict[str, Handler] = {}
+_IGNORES_SOURCES: set[str] = set()
 
 
-def register_handler(name: str) -> Callable[[Handler], Handler]:
+def register_handler(name: str, *, follows_sources: bool = True) -> Callable[[Handler], Handler]:
+    """Register a handler under ``name``.
+
+    A handler may only move an instance to the target of a transition declared for the event's
+    type. ``follows_sources=False`` declares that it does not consult the transitions' ``from``
+    lists (``forward_only``); otherwise the move must also leave a state the transition lists.
+    The instance's django-fsm transition checks both before anything is written.
+    """
+
     def decorator(function: Handler) -> Handler:
         if name in _HANDLERS and _HANDLERS[name] is not function:
             raise ValueError(f"A transition handler named {name!r} is already registered.")
         _HANDLERS[name] = function
+        if not follows_sources:
+            _IGNORES_SOURCES.add(name)
         return function
 
     return decorator
@@ -44,6 +55,10 @@ def register_handler(name: str) -> Callable[[Handler], Handler]:
 
 def get_handler(name: str) -> Handler:
     return _HANDLERS[name]
+
+
+def handler_follows_sources(name: str) -> bool:
+    return name not in _IGNORES_SOURCES
 
 
 def handler_names() -> list[str]:
@@ -73,7 +88,7 @@ def declarative(definition: Definition, state: str, context: Mapping, event: Map
     return Decision(IGNORE, reason=f"no transition for {event['event_type']!r} applies from {state!r} or later")
 
 
-@register_handler("forward_only")
+@register_handler("forward_only", follows_sources=False)
 def forward_only(definition: Definition, state: str, context: Mapping, event: Mapping) -> Decision:
     """Furthest step wins: for sources that report scans out of order (parcel carriers).
 

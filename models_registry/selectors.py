@@ -32,9 +32,20 @@ def version_definition(*, version_id: int) -> Definition:
     return _compiled(version_id)
 
 
+@lru_cache(maxsize=512)
+def _model_of(version_id: int) -> int:
+    return ModelVersion.objects.values_list("model_id", flat=True).get(pk=version_id)
+
+
+def version_model_id(*, version_id: int) -> int:
+    """The primary key of the model a version belongs to (cached per process, as definitions are)."""
+    return _model_of(version_id)
+
+
 def clear_definition_cache() -> None:
     """Forget compiled definitions (tests reuse primary keys across rolled-back transactions)."""
     _compiled.cache_clear()
+    _model_of.cache_clear()
 
 
 def model_list():

@@ -197,6 +197,10 @@ STATUSTRACKER_HANDLER_MODULES = env.list("STATUSTRACKER_HANDLER_MODULES", defaul
 STATUSTRACKER_TASK_BATCH_SIZE = env.int("STATUSTRACKER_TASK_BATCH_SIZE", default=200)
 # A pending event older than this with no task applying it is enqueued again by the sweep.
 STATUSTRACKER_SWEEP_AFTER_SECONDS = env.int("STATUSTRACKER_SWEEP_AFTER_SECONDS", default=60)
+# An instance whose events fail to apply is tried alone this many times, the wait doubling from
+# STATUSTRACKER_APPLY_RETRY_SECONDS (at most 5 minutes); then its offending event is marked failed.
+STATUSTRACKER_APPLY_MAX_ATTEMPTS = env.int("STATUSTRACKER_APPLY_MAX_ATTEMPTS", default=5)
+STATUSTRACKER_APPLY_RETRY_SECONDS = env.float("STATUSTRACKER_APPLY_RETRY_SECONDS", default=5.0)
 STATUSTRACKER_MAX_EVENTS_PER_REQUEST = 500
 # Largest API request body read; one event may be at most 1 MiB (docs/spec/events.md).
 STATUSTRACKER_MAX_REQUEST_BYTES = env.int("STATUSTRACKER_MAX_REQUEST_BYTES", default=10 * 1024 * 1024)

@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from models_registry.selectors import version_definition
 from tracking.models import DeadLetter, InboxEvent, ProcessInstance, ShardLease, TransitionRecord
+from tracking.operations.failed_events import events_retry_failed, events_skip_failed
 from tracking.operations.moves import instance_move_manually
 from tracking.progress.links import instance_tracking_link_renew, instance_tracking_url
 
@@ -107,12 +108,36 @@ class ProcessInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(InboxEvent)
 class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "event_id", "model", "event_type", "status", "source_kind", "received_at", "duplicate_count"]
+    list_display = [
+        "id",
+        "event_id",
+        "model",
+        "event_type",
+        "status",
+        "reason",
+        "source_kind",
+        "received_at",
+        "duplicate_count",
+    ]
     list_filter = ["status", "source_kind", "model"]
     search_fields = ["event_id", "instance__transaction_id"]
     list_select_related = ["model"]
     readonly_fields = [f.name for f in InboxEvent._meta.fields]
     show_full_result_count = False
+    actions = ["retry_failed", "skip_failed"]
+
+    def has_repair_permission(self, request) -> bool:
+        return request.user.has_perm("tracking.change_inboxevent")
+
+    @admin.action(description="Retry the selected failed events", permissions=["repair"])
+    def retry_failed(self, request, queryset):
+        count = events_retry_failed(event_pks=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} failed event(s) will be tried again.", messages.SUCCESS)
+
+    @admin.action(description="Skip the selected failed events (their instances go on)", permissions=["repair"])
+    def skip_failed(self, request, queryset):
+        count = events_skip_failed(event_pks=queryset.values_list("pk", flat=True), actor=request.user)
+        self.message_user(request, f"{count} failed event(s) skipped.", messages.SUCCESS)
 
 
 @admin.register(DeadLetter)

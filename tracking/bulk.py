@@ -80,20 +80,21 @@ def bulk_insert(
     rows: Sequence[Mapping[str, Any]],
     *,
     ignore_conflicts: bool = False,
+    returning: str | None = None,
     batch_size: int = 2000,
-) -> None:
+) -> list:
     """Insert rows given as ``{attname: value}``; fields left out get their default.
 
     Defaults are the ORM's: ``default`` (a callable is called per row), ``auto_now`` /
-    ``auto_now_add`` (the current time), otherwise "" for text fields and NULL for others. No primary keys are returned. With
+    ``auto_now_add`` (the current time), otherwise "" for text fields and NULL for others. With
     ``ignore_conflicts``, rows that break a unique constraint are skipped (``ON CONFLICT DO
-    NOTHING``). Rows are inserted in the order given.
+    NOTHING``). Rows are inserted in the order given. With ``returning`` (a field name), returns
+    that field's value for every row actually inserted (``RETURNING``); otherwise an empty list.
     """
     if not rows:
-        return
+        return []
     if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**row) for row in rows], ignore_conflicts=ignore_conflicts)
-        return
+        return _insert_portably(model, rows, ignore_conflicts=ignore_conflicts, returning=returning)
     fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
     now = timezone.now()
     # As in Model.save(): auto_now and auto_now_add fields always get the current time.
@@ -117,6 +118,9 @@ def bulk_insert(
     )
     if ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
+    if returning:
+        sql += f" RETURNING {connection.ops.quote_name(model._meta.get_field(returning).column)}"
+    returned: list = []
     attnames = [(f.attname, f.column) for f in fields]
     with connection.cursor() as cursor:
         for start in range(0, len(rows), batch_size):
@@ -132,6 +136,33 @@ def bulk_insert(
                         document[column] = fixed[attname]
                 documents.append(document)
             cursor.execute(sql, [json.dumps(documents, default=_json_default)])
+            if returning:
+                returned.extend(row[0] for row in cursor.fetchall())
+    return returned
+
+
+def _insert_portably(model: type[models.Model], rows, *, ignore_conflicts: bool, returning: str | None) -> list:
+    """``bulk_insert`` on other databases (SQLite): the ORM, or a statement a row to learn what was stored."""
+    objects = [model(**row) for row in rows]
+    if not returning:
+        model.objects.bulk_create(objects, ignore_conflicts=ignore_conflicts)
+        return []
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    for obj in objects:
+        for field in fields:  # auto_now / auto_now_add values, as Model.save() sets them
+            setattr(obj, field.attname, field.pre_save(obj, add=True))
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    column = connection.ops.quote_name(model._meta.get_field(returning).column)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}){conflict} RETURNING {column}"
+    returned = []
+    with connection.cursor() as cursor:
+        for obj in objects:
+            cursor.execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields])
+            returned.extend(row[0] for row in cursor.fetchall())
+    return returned
 
 
 def text_in(values: Iterable[str]) -> RawSQL:

@@ -1,13 +1,16 @@
 """Instances, the event inbox, transition history and dead letters."""
 
 import secrets
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
+from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, TransitionNotAllowed, transition
 
+from models_registry.handlers import handler_follows_sources
 from models_registry.models import ModelVersion, StatusModel
+from models_registry.selectors import version_definition, version_model_id
 
 
 class InstanceStatus(models.TextChoices):
@@ -29,6 +32,57 @@ STATUS_BY_KIND = {
 def new_link_nonce() -> str:
     """The random, per-instance part of the customer's tracking link (see tracking/progress/links.py)."""
     return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class _Move:
+    """A move proposed to a transition; its conditions judge it (see ProcessInstance.start)."""
+
+    target: str
+    event_type: str = ""
+    handler: str = ""
+    version_id: int | None = None
+
+
+def _same_model(instance: "ProcessInstance", version_id: int | None) -> bool:
+    return version_id is not None and version_model_id(version_id=version_id) == instance.model_id
+
+
+def _creates_in_initial_state(instance: "ProcessInstance") -> bool:
+    move = instance._proposed
+    if not _same_model(instance, move.version_id):
+        return False
+    definition = version_definition(version_id=move.version_id)
+    return move.target == definition.initial_state and definition.may_start(move.event_type)
+
+
+def _event_move_is_declared(instance: "ProcessInstance") -> bool:
+    move, source = instance._proposed, instance.state
+    if instance.version_id is None:
+        return False
+    definition = version_definition(version_id=instance.version_id)
+    if source not in definition.kinds or definition.is_terminal(source) or move.target not in definition.kinds:
+        return False
+    follows_sources = handler_follows_sources(move.handler)
+    return any(
+        transition.target == move.target and (not follows_sources or transition.leaves(source, definition))
+        for transition in definition.transitions_for(move.event_type)
+    )
+
+
+def _started(instance: "ProcessInstance") -> bool:
+    return bool(instance.state) and instance.version_id is not None
+
+
+def _target_in_pinned_version(instance: "ProcessInstance") -> bool:
+    return instance._proposed.target in version_definition(version_id=instance.version_id).kinds
+
+
+def _target_in_new_version(instance: "ProcessInstance") -> bool:
+    move = instance._proposed
+    return (
+        _same_model(instance, move.version_id) and move.target in version_definition(version_id=move.version_id).kinds
+    )
 
 
 class ProcessInstance(FSMModelMixin, models.Model):
@@ -73,13 +127,61 @@ class ProcessInstance(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return f"{self.model_id}/{self.transaction_id}"
 
-    @transition(field=state, source="", target=RETURN_VALUE())
-    def start(self, *, initial_state: str) -> str:
-        return initial_state
+    # --- State changes -----------------------------------------------------------------------
+    # Every change of ``state`` is one of four django-fsm transitions, each with conditions that
+    # check the move against the model version the instance is pinned to. django-fsm gives a
+    # condition only the instance, so the public method stages the move it proposes
+    # (``_proposed``) and then runs the transition. ``bulk_write_check`` lets the applier's bulk
+    # write refuse any instance whose state did not come out of one of them.
 
-    @transition(field=state, source="*", target=RETURN_VALUE())
-    def move_to(self, *, target: str) -> str:
-        return target
+    def start(self, *, version_id: int, initial_state: str, event_type: str) -> None:
+        """Creation by an event: pinned to ``version_id``, in that version's initial state."""
+        self._through(self._start, _Move(initial_state, event_type=event_type, version_id=version_id))
+
+    def apply_event(self, *, target: str, event_type: str, handler: str) -> None:
+        """An event's move, as the version's transitions for that event type declare it."""
+        self._through(self._apply_event, _Move(target, event_type=event_type, handler=handler))
+
+    def move_manually(self, *, target: str) -> None:
+        """An operator's move: any state of the pinned version (a declared exception to the table)."""
+        self._through(self._move_manually, _Move(target))
+
+    def migrate(self, *, version_id: int, target: str) -> None:
+        """A version migration: re-pinned to ``version_id``, in one of its states."""
+        self._through(self._migrate, _Move(target, version_id=version_id))
+
+    def bulk_write_check(self) -> None:
+        """Raise unless the state held now is the one the last transition produced."""
+        if self.__dict__.get("_state_from_transition") != self.state:
+            raise TransitionNotAllowed(
+                f"{self}: state {self.state!r} was not set by a transition", object=self, method=None
+            )
+
+    def _through(self, transition_method, move: "_Move") -> None:
+        self._proposed = move
+        try:
+            transition_method()
+        finally:
+            self._proposed = None
+        self._state_from_transition = self.state
+
+    @transition(field=state, source="", target=RETURN_VALUE(), conditions=[_creates_in_initial_state])
+    def _start(self) -> str:
+        self.version_id = self._proposed.version_id
+        return self._proposed.target
+
+    @transition(field=state, source="*", target=RETURN_VALUE(), conditions=[_event_move_is_declared])
+    def _apply_event(self) -> str:
+        return self._proposed.target
+
+    @transition(field=state, source="*", target=RETURN_VALUE(), conditions=[_started, _target_in_pinned_version])
+    def _move_manually(self) -> str:
+        return self._proposed.target
+
+    @transition(field=state, source="*", target=RETURN_VALUE(), conditions=[_started, _target_in_new_version])
+    def _migrate(self) -> str:
+        self.version_id = self._proposed.version_id
+        return self._proposed.target
 
 
 class EventStatus(models.TextChoices):
@@ -88,6 +190,9 @@ class EventStatus(models.TextChoices):
     PARKED = "parked", "Parked"
     IGNORED = "ignored", "Ignored"
     EXPIRED = "expired", "Expired"
+    # Applying it failed on every try: its instance is held until an operator retries or skips it.
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped by an operator"
 
 
 class SourceKind(models.TextChoices):
@@ -123,14 +228,33 @@ class InboxEvent(models.Model):
             models.Index(
                 fields=["instance", "id"],
                 name="inbox_open_by_instance",
-                condition=Q(status__in=["pending", "parked"]),
+                condition=Q(status__in=["pending", "parked", "failed"]),
             ),
             models.Index(fields=["received_at"], name="inbox_pending_by_age", condition=Q(status="pending")),
             models.Index(fields=["received_at"], name="inbox_parked_by_age", condition=Q(status="parked")),
+            # Failed events hold their instance; the index has no rows while nothing fails.
+            models.Index(fields=["instance"], name="inbox_failed_by_instance", condition=Q(status="failed")),
         ]
 
     def __str__(self) -> str:
         return self.event_id
+
+
+class ApplyFailure(models.Model):
+    """An instance whose events could not be applied: how often it was tried, and the last error.
+
+    Written only when applying fails (never on the way of an event that applies), so the
+    bounded retries survive lost tasks and the sweep; deleted when the instance applies again
+    or when its offending event is marked failed.
+    """
+
+    instance = models.OneToOneField(ProcessInstance, on_delete=models.CASCADE, related_name="apply_failure")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField()
+    last_failed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.instance}: {self.attempts} failed attempts"
 
 
 class TransitionRecord(models.Model):

@@ -79,6 +79,16 @@ INVALID_EVENTS = {
     "occurred_at not a time": (envelope(occurred_at="yesterday"), "occurred_at", "RFC 3339"),
     "occurred_at without offset": (envelope(occurred_at="2026-11-26T09:00:00"), "occurred_at", "UTC offset"),
     "occurred_at a number": (envelope(occurred_at=1700000000), "occurred_at", "RFC 3339"),
+    "occurred_at before year 1 in UTC": (
+        envelope(occurred_at="0001-01-01T00:00:00+01:00"),
+        "occurred_at",
+        "within the years 1 to 9999 in UTC",
+    ),
+    "occurred_at after 9999 in UTC": (
+        envelope(occurred_at="9999-12-31T23:00:00-02:00"),
+        "occurred_at",
+        "within the years 1 to 9999 in UTC",
+    ),
     "data not an object": (envelope(data=[1, 2]), "data", "JSON object"),
     "event_id too long": (envelope(event_id="x" * 129), "event_id", "1 to 128 characters"),
     "event_id empty": (envelope(event_id=""), "event_id", "1 to 128 characters"),
@@ -276,6 +286,45 @@ def test_a_mixed_batch_loses_nothing_that_was_accepted(producer):
         (f"ORD-{n}", "paid") for n in range(3)
     }
     assert sorted(DeadLetter.objects.values_list("field", flat=True)) == ["data"] * 3 + ["model_id"] * 3
+
+
+def test_a_time_the_database_cannot_hold_is_rejected_and_the_rest_of_the_batch_applies(producer):
+    # Given the batch of the bug report: a good event and one whose time is before year 1 in UTC
+    batch = {
+        "events": [
+            {"event_id": "ok1", "model_id": "order-fulfilment", "transaction_id": "B1", "event_type": "order.placed"},
+            {
+                "event_id": "bad",
+                "model_id": "order-fulfilment",
+                "transaction_id": "BB",
+                "event_type": "order.placed",
+                "occurred_at": "0001-01-01T00:00:00+01:00",
+            },
+        ]
+    }
+
+    # When it is posted and applied
+    response = post_json(producer, batch)
+    apply_all()
+
+    # Then the bad event is rejected naming the field, and the good one is stored and applied
+    assert response.status_code == 202
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected"]
+    assert results[1]["field"] == "occurred_at"
+    assert list(InboxEvent.objects.values_list("event_id", "status")) == [("ok1", EventStatus.APPLIED)]
+    assert DeadLetter.objects.get().field == "occurred_at"
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00Z", "0001-01-01T01:00:00+01:00", "9999-12-31T23:59:59Z"])
+def test_the_extreme_times_the_database_can_hold_are_stored_and_read_back(producer, moment):
+    response = post_json(producer, envelope(event_id="edge", occurred_at=moment))
+    apply_all()
+
+    assert response.status_code == 202
+    event = InboxEvent.objects.get(event_id="edge")
+    assert event.status == EventStatus.APPLIED
+    assert event.occurred_at.year in (1, 9999)
 
 
 def test_duplicates_are_reported_and_stored_once(producer):

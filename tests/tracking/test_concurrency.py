@@ -108,10 +108,10 @@ def test_several_appliers_at_once_while_events_arrive():
                 if number % 2:
                     decided[number] += apply_pending(subset)
                 else:
-                    decided[number] += instances_apply_pending(instance_ids=subset)
+                    decided[number] += instances_apply_pending(instance_ids=subset).decided
                 if not still_arriving:
                     # One last pass over everything after the last event arrived
-                    decided[number] += instances_apply_pending(instance_ids=ids)
+                    decided[number] += instances_apply_pending(instance_ids=ids).decided
                     return
         except BaseException as exc:  # reported by the test thread
             failures.append(exc)

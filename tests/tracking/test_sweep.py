@@ -44,7 +44,7 @@ def ingest(*envelopes: dict) -> None:
 
 
 def apply_all() -> int:
-    return instances_apply_pending(instance_ids=list(ProcessInstance.objects.values_list("pk", flat=True)))
+    return instances_apply_pending(instance_ids=list(ProcessInstance.objects.values_list("pk", flat=True))).decided
 
 
 def drop_every_message() -> None:
@@ -210,8 +210,8 @@ def test_an_apply_task_for_instances_with_nothing_pending_changes_nothing():
 
     before = snapshot()
     assert apply_all() == 0
-    assert instances_apply_pending(instance_ids=[]) == 0
-    assert instances_apply_pending(instance_ids=[10**9]) == 0
+    assert instances_apply_pending(instance_ids=[]).decided == 0
+    assert instances_apply_pending(instance_ids=[10**9]).decided == 0
     assert snapshot() == before
     assert pending_sweep(older_than=timedelta(0)) == 0
 

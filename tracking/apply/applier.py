@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,30 +21,48 @@ from tracking.models import STATUS_BY_KIND, EventStatus, InboxEvent, ProcessInst
 logger = logging.getLogger(__name__)
 
 
-def instances_apply_pending(*, instance_ids: Sequence[int]) -> int:
+@dataclass
+class ApplyReport:
+    """What a run decided: how many events, and the instances that could not be applied (with why)."""
+
+    decided: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def describe_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+def instances_apply_pending(*, instance_ids: Sequence[int], first_pending_only: bool = False) -> ApplyReport:
     """Apply the open events of these instances, in arrival order, under their row locks.
 
     Safe to run any number of times and concurrently: an event leaves the pending state in the
     same transaction that applies it, and a second run waits for the lock, then finds nothing.
-    Returns the number of events decided.
+    An instance whose handler or transition fails is left out (its events stay pending) and
+    reported in ``failed``; the others are written. An instance with a failed event is held: its
+    later events wait for an operator to retry or skip that one (docs/decisions.md).
+    ``first_pending_only`` offers only each instance's oldest pending event, to find the one
+    that fails (``tracking.apply.failures``).
     """
     now = timezone.now()
+    report = ApplyReport()
     with transaction.atomic():
         # The model row is not joined in: it is needed only for instances that have not started,
         # and loading it with every instance cost about a tenth of a worker's time.
         instances = {i.pk: i for i in instances_for_update(instance_ids)}
         if not instances:
-            return 0
-        open_by_instance = open_events(instances)
+            return report
+        by_instance = open_events(instances, first_pending_only=first_pending_only)
         # Only events that are new since the last run can change anything: parked events alone
         # are retried after a transition, not on every run.
         todo = {
             pk: events
-            for pk, events in open_by_instance.items()
+            for pk, events in by_instance.items()
             if any(e.status == EventStatus.PENDING for e in events)
+            and not any(e.status == EventStatus.FAILED for e in events)
         }
         if not todo:
-            return 0
+            return report
         waiting_models = {instances[pk].model_id for pk in todo if instances[pk].version_id is None}
         model_keys = (
             dict(StatusModel.objects.filter(pk__in=waiting_models).values_list("pk", "key")) if waiting_models else {}
@@ -55,15 +74,16 @@ def instances_apply_pending(*, instance_ids: Sequence[int]) -> int:
             instance = instances[pk]
             try:
                 version_id = instance.version_id or latest[model_keys[instance.model_id]].pk
-                batch.run(instance, events, version_id=version_id)
-            except Exception:
-                # A handler that fails (a bug in a business's own handler, a handler this worker
-                # does not have) must not hold up the other instances of the task. The engine
-                # raises before anything is recorded, so this instance's events stay pending and
-                # the sweep offers them again.
-                logger.exception("could not apply the events of instance %s (%s); they stay pending", pk, instance)
+                batch.run(instance, [e for e in events if e.status != EventStatus.FAILED], version_id=version_id)
+            except Exception as exc:
+                # Whatever fails for one instance (a bug in a business's own handler, a move its
+                # definition does not allow, a handler this worker does not have) must not hold
+                # up the others: nothing of it is recorded, and the task retries it alone.
+                logger.warning("could not apply the events of instance %s (%s): %s", pk, instance, exc)
+                report.failed[pk] = describe_error(exc)
         batch.save()
-    return len(batch.events)
+    report.decided = len(batch.events)
+    return report
 
 
 class ApplyBatch:
@@ -76,31 +96,28 @@ class ApplyBatch:
         self.history: list[dict] = []  # TransitionRecord rows
 
     def run(self, instance: ProcessInstance, events: list[InboxEvent], *, version_id: int, state_changed=False):
+        """Decide one instance's events; nothing is added to the batch unless all of it succeeds."""
         definition = version_definition(version_id=version_id)
+        handler_name = definition.document["handler"]
         by_key = {e.pk: e for e in events}
         result = engine.run(
             definition=definition,
-            handler=get_handler(definition.document["handler"]),
+            handler=get_handler(handler_name),
             state=instance.state,
             context=instance.context,
             events=[engine.OpenEvent(e.pk, e.envelope, e.status == EventStatus.PARKED) for e in events],
             state_changed=state_changed,
         )
-        for key, (status, reason) in result.outcomes.items():
-            event = by_key[key]
-            if event.status == status == EventStatus.PARKED:
-                continue
-            event.status, event.reason, event.processed_at = status, reason[:500], self.now
-            self.events.append(event)
+        history = []
         if result.changed or state_changed:
             for step in result.steps:
+                event_type = by_key[step.event_key].envelope["event_type"]
                 if not step.from_state:
-                    instance.version_id = version_id
-                    instance.start(initial_state=step.to_state)
+                    instance.start(version_id=version_id, initial_state=step.to_state, event_type=event_type)
                     instance.started_at = self.now
                 else:
-                    instance.move_to(target=step.to_state)
-                self.history.append(
+                    instance.apply_event(target=step.to_state, event_type=event_type, handler=handler_name)
+                history.append(
                     {
                         "instance_id": instance.pk,
                         "event_id": step.event_key,
@@ -115,8 +132,18 @@ class ApplyBatch:
                 instance.state_entered_at = self.now
             instance.updated_at = self.now
             self.instances.append(instance)
+        for key, (status, reason) in result.outcomes.items():
+            event = by_key[key]
+            if event.status == status == EventStatus.PARKED:
+                continue
+            event.status, event.reason, event.processed_at = status, reason[:500], self.now
+            self.events.append(event)
+        self.history.extend(history)
 
     def save(self) -> None:
+        # The bulk write stores only states that came out of a django-fsm transition.
+        for instance in self.instances:
+            instance.bulk_write_check()
         bulk_set(self.events, ["status", "reason", "processed_at"])
         bulk_set(
             self.instances, ["version", "state", "status", "context", "started_at", "state_entered_at", "updated_at"]
@@ -124,15 +151,25 @@ class ApplyBatch:
         bulk_insert(TransitionRecord, self.history)
 
 
-def open_events(instance_ids) -> dict[int, list[InboxEvent]]:
-    """Pending and parked events of these instances, in arrival order, by instance."""
+def open_events(instance_ids, *, first_pending_only: bool = False) -> dict[int, list[InboxEvent]]:
+    """Pending, parked and failed events of these instances, in arrival order, by instance.
+
+    With ``first_pending_only``, of the pending events only each instance's oldest: the others
+    are not even read, so that a row that cannot be read is found by itself.
+    """
+    open_rows = InboxEvent.objects.filter(
+        instance_id__in=list(instance_ids), status__in=[EventStatus.PENDING, EventStatus.PARKED, EventStatus.FAILED]
+    )
+    if first_pending_only:
+        wanted, seen = [], set()
+        for pk, instance_id, status in open_rows.order_by("id").values_list("id", "instance_id", "status"):
+            if status == EventStatus.PENDING:
+                if instance_id in seen:
+                    continue
+                seen.add(instance_id)
+            wanted.append(pk)
+        open_rows = InboxEvent.objects.filter(pk__in=wanted)
     by_instance: dict[int, list[InboxEvent]] = defaultdict(list)
-    for event in (
-        InboxEvent.objects.filter(
-            instance_id__in=list(instance_ids), status__in=[EventStatus.PENDING, EventStatus.PARKED]
-        )
-        .only("id", "instance_id", "status", "envelope", "occurred_at", "reason")
-        .order_by("id")
-    ):
+    for event in open_rows.only("id", "instance_id", "status", "envelope", "occurred_at", "reason").order_by("id"):
         by_instance[event.instance_id].append(event)
     return by_instance

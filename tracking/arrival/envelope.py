@@ -9,7 +9,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -166,6 +166,12 @@ def parse(value: Any, *, default_event_id: str | None = None, size: int | None =
             occurred_at = None
         if occurred_at is None or occurred_at.tzinfo is None:
             raise EnvelopeError(names["occurred_at"], "must be an RFC 3339 time with a UTC offset")
+        try:
+            # Stored in UTC: a time that falls outside the years 1 to 9999 once converted (such as
+            # 0001-01-01T00:00:00+01:00) could be written but never read back.
+            occurred_at.astimezone(UTC)
+        except OverflowError:
+            raise EnvelopeError(names["occurred_at"], "must fall within the years 1 to 9999 in UTC") from None
     data = fields.get("data")
     if data is None:
         data = {}

@@ -102,45 +102,44 @@ def events_ingest(*, items: Sequence[RawEvent], source_kind: str) -> list[Ingest
     with transaction.atomic():
         DeadLetter.objects.bulk_create(dead)
         duplicates_in_batch = Counter(r.event_id for r in results if r is not None and r.status == DUPLICATE)
-        existing = set(
-            InboxEvent.objects.filter(event_id__in=text_in(e.event_id for e in envelopes.values())).values_list(
-                "event_id", flat=True
+        instance_ids = _reserve_instances(envelopes.values(), versions)
+        # The unique constraint alone decides what is new: the insert returns the ids it stored,
+        # and an id it skipped (seen before, or stored by a concurrent producer a moment ago) is a
+        # duplicate.
+        stored = set(
+            bulk_insert(
+                InboxEvent,
+                [
+                    {
+                        "event_id": envelope.event_id,
+                        "model_id": versions[envelope.model_id].model_id,
+                        "instance_id": instance_ids[(envelope.model_id, envelope.transaction_id)],
+                        "event_type": envelope.event_type,
+                        "occurred_at": envelope.occurred_at or now,
+                        "received_at": now,
+                        "envelope": envelope.as_document(received_at=now),
+                        "source_kind": source_kind,
+                        "source_ref": items[index].source_ref[:500],
+                    }
+                    for index, envelope in envelopes.items()
+                ],
+                ignore_conflicts=True,
+                returning="event_id",
             )
         )
-        for index, envelope in list(envelopes.items()):
-            if envelope.event_id in existing:
-                del envelopes[index]
+        queues = {}
+        for index, envelope in envelopes.items():
+            if envelope.event_id in stored:
+                results[index] = IngestResult(ACCEPTED, event_id=envelope.event_id)
+                queues[instance_ids[(envelope.model_id, envelope.transaction_id)]] = versions[
+                    envelope.model_id
+                ].model.queue
+            else:
                 results[index] = IngestResult(DUPLICATE, event_id=envelope.event_id)
                 duplicates_in_batch[envelope.event_id] += 1
-
-        instance_ids = _reserve_instances(envelopes.values(), versions)
-        bulk_insert(
-            InboxEvent,
-            [
-                {
-                    "event_id": envelope.event_id,
-                    "model_id": versions[envelope.model_id].model_id,
-                    "instance_id": instance_ids[(envelope.model_id, envelope.transaction_id)],
-                    "event_type": envelope.event_type,
-                    "occurred_at": envelope.occurred_at or now,
-                    "received_at": now,
-                    "envelope": envelope.as_document(received_at=now),
-                    "source_kind": source_kind,
-                    "source_ref": items[index].source_ref[:500],
-                }
-                for index, envelope in envelopes.items()
-            ],
-            # A concurrent producer may have stored the same event id since the look-up above;
-            # the unique constraint keeps it once.
-            ignore_conflicts=True,
-        )
         _count_duplicates(duplicates_in_batch)
-        for index, envelope in envelopes.items():
-            results[index] = IngestResult(ACCEPTED, event_id=envelope.event_id)
-        queues = {
-            instance_ids[(e.model_id, e.transaction_id)]: versions[e.model_id].model.queue for e in envelopes.values()
-        }
-        transaction.on_commit(lambda: enqueue_instances(queues))
+        if queues:
+            transaction.on_commit(lambda: enqueue_instances(queues))
     return results  # type: ignore[return-value]
 
 

@@ -21,6 +21,8 @@ def pending_sweep(*, older_than: timedelta | None = None) -> int:
     cutoff = timezone.now() - older_than
     rows = (
         InboxEvent.objects.filter(status=EventStatus.PENDING, received_at__lt=cutoff)
+        # An instance held by a failed event waits for an operator, not for the sweep.
+        .exclude(instance_id__in=InboxEvent.objects.filter(status=EventStatus.FAILED).values("instance_id"))
         .values_list("instance_id", "model__queue")
         .distinct()
     )

@@ -13,20 +13,30 @@ from django.utils import timezone
 from models_registry.selectors import version_definition
 from tracking.apply.applier import ApplyBatch, open_events
 from tracking.apply.locks import instances_for_update
-from tracking.models import ProcessInstance, TransitionRecord
+from tracking.models import EventStatus, ProcessInstance, TransitionRecord
 
 
 def _move(instance: ProcessInstance, *, target: str, version_id: int, actor, note: str, now) -> None:
-    """A transition that no event caused: recorded with who and why; parked events retried."""
+    """A transition that no event caused: recorded with who and why; parked events retried.
+
+    A move within the instance's version is a manual move, a move to another version a
+    migration: two django-fsm transitions, each checked against its own rules.
+    """
     from_state = instance.state
-    instance.version_id = version_id
-    instance.move_to(target=target)
+    if version_id == instance.version_id:
+        instance.move_manually(target=target)
+    else:
+        instance.migrate(version_id=version_id, target=target)
     instance.state_entered_at = now
     TransitionRecord.objects.create(
         instance=instance, from_state=from_state, to_state=target, occurred_at=now, actor=actor, note=note[:500]
     )
+    events = open_events([instance.pk]).get(instance.pk, [])
+    if any(e.status == EventStatus.FAILED for e in events):
+        # A held instance's pending events wait for the failed one to be retried or skipped.
+        events = [e for e in events if e.status == EventStatus.PARKED]
     batch = ApplyBatch(now)
-    batch.run(instance, open_events([instance.pk]).get(instance.pk, []), version_id=version_id, state_changed=True)
+    batch.run(instance, events, version_id=version_id, state_changed=True)
     batch.save()
 
 

@@ -48,6 +48,16 @@ class _HistoryEntrySerializer(serializers.Serializer):
         ref_name = "HistoryEntry"
 
 
+class _FailedEventSerializer(serializers.Serializer):
+    event_id = serializers.CharField()
+    event_type = serializers.CharField()
+    error = serializers.CharField(help_text="The error of the last try.")
+    failed_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "FailedEvent"
+
+
 class InstanceDetailApi(APIView):
     """Readers see one instance: where it is, how it got there, and what comes next."""
 
@@ -65,6 +75,11 @@ class InstanceDetailApi(APIView):
         context = serializers.DictField()
         history = _HistoryEntrySerializer(many=True)
         parked_events = serializers.IntegerField(help_text="Events waiting for the instance to catch up.")
+        failed_events = _FailedEventSerializer(
+            many=True,
+            help_text="Events that failed to apply on every try. The instance's later events wait until an "
+            "operator retries or skips them (in the admin).",
+        )
         created_at = serializers.DateTimeField()
         started_at = serializers.DateTimeField(allow_null=True)
         updated_at = serializers.DateTimeField()
@@ -105,6 +120,10 @@ class InstanceDetailApi(APIView):
                 for record in detail.history
             ],
             "parked_events": detail.parked_events,
+            "failed_events": [
+                {"event_id": e.event_id, "event_type": e.event_type, "error": e.reason, "failed_at": e.processed_at}
+                for e in detail.failed_events
+            ],
             "created_at": instance.created_at,
             "started_at": instance.started_at,
             "updated_at": instance.updated_at,

@@ -29,6 +29,7 @@ class InstanceDetail:
     history: list[TransitionRecord]
     milestones: list[dict]
     parked_events: int
+    failed_events: list[InboxEvent]
 
     def state_label(self, key: str) -> str:
         return state_labels(self.definition).get(key, key)
@@ -91,6 +92,15 @@ def instance_parked_count(*, instance: ProcessInstance) -> int:
     return InboxEvent.objects.filter(instance=instance, status=EventStatus.PARKED).count()
 
 
+def instance_failed_events(*, instance: ProcessInstance) -> list[InboxEvent]:
+    """Events that failed on every try and hold the instance until an operator acts."""
+    return list(
+        InboxEvent.objects.filter(instance=instance, status=EventStatus.FAILED)
+        .only("id", "event_id", "event_type", "reason", "processed_at")
+        .order_by("id")
+    )
+
+
 def instance_detail(*, model_key: str, transaction_id: str) -> InstanceDetail | None:
     """One instance with its definition, history, milestones and parked events; None if not started."""
     instance = instance_get(model_key=model_key, transaction_id=transaction_id)
@@ -104,6 +114,7 @@ def instance_detail(*, model_key: str, transaction_id: str) -> InstanceDetail | 
         history=history,
         milestones=instance_milestones(instance, definition, history),
         parked_events=instance_parked_count(instance=instance),
+        failed_events=instance_failed_events(instance=instance),
     )
 
 

@@ -58,6 +58,21 @@ def test_an_over_size_record_is_dead_lettered_and_the_batch_goes_on():
     assert ShardLease.objects.get().checkpoint_sequence == "102"
 
 
+def test_a_record_whose_time_falls_outside_the_years_the_database_holds_is_dead_lettered():
+    load_example_model()
+    consumer, reader = _consumer_with_lease()
+    early = _envelope(2, occurred_at="0001-01-01T00:00:00+01:00")
+    records = [UserRecord("100", 0, _envelope(1)), UserRecord("101", 0, early), UserRecord("102", 0, _envelope(3))]
+
+    consumer.process_batch(reader, records)
+
+    assert sorted(InboxEvent.objects.values_list("event_id", flat=True)) == ["e-1", "e-3"]
+    letter = DeadLetter.objects.get()
+    assert (letter.field, bytes(letter.raw)) == ("occurred_at", early)
+    assert "years 1 to 9999" in letter.reason
+    assert ShardLease.objects.get().checkpoint_sequence == "102"
+
+
 def test_a_record_the_database_refuses_is_found_by_bisecting_and_dead_lettered(monkeypatch):
     load_example_model()
     consumer, reader = _consumer_with_lease()
