@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,8 +10,6 @@ from django.db import transaction
 from tracking.arrival.ingest import IngestResult, RawEvent, events_ingest
 from tracking.arrival.kinesis.leases import HeldLease, lease_checkpoint
 from tracking.models import DeadLetter, SourceKind
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,31 +55,15 @@ def shard_batch_store(
         reference = record.reference(stream=lease.stream, shard_id=lease.shard_id)
         items.append(RawEvent(record.data, source_ref=reference, default_event_id=reference))
     last = records[-1]
-    committed: list[bool] = []
-    results: list[IngestResult] = []
-    try:
-        with transaction.atomic():
-            # Registered first, so it runs before the apply tasks are sent: if sending them fails
-            # (broker down), the records are stored and checkpointed all the same, and the
-            # periodic sweep sends the tasks later.
-            transaction.on_commit(lambda: committed.append(True))
-            results = events_ingest(items=items, source_kind=SourceKind.KINESIS)
-            lease_checkpoint(
-                lease=lease,
-                worker=worker,
-                sequence=last.sequence,
-                sub_sequence=last.sub_sequence,
-                records=len(records),
-                millis_behind=millis_behind,
-            )
-    except Exception:
-        if not committed:
-            raise
-        logger.exception(
-            "stored %d records of %s/%s but could not send their apply tasks; the sweep will",
-            len(records),
-            lease.stream,
-            lease.shard_id,
+    with transaction.atomic():
+        results = events_ingest(items=items, source_kind=SourceKind.KINESIS)
+        lease_checkpoint(
+            lease=lease,
+            worker=worker,
+            sequence=last.sequence,
+            sub_sequence=last.sub_sequence,
+            records=len(records),
+            millis_behind=millis_behind,
         )
     return results
 
