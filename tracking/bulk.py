@@ -26,6 +26,9 @@ from django.utils import timezone
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        # In UTC: RFC 3339 allows offsets up to 23:59, PostgreSQL's timestamptz input only to 15:59.
+        return value.astimezone(datetime.UTC).isoformat()
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal | uuid.UUID):
@@ -148,9 +151,6 @@ def _insert_portably(model: type[models.Model], rows, *, ignore_conflicts: bool,
         model.objects.bulk_create(objects, ignore_conflicts=ignore_conflicts)
         return []
     fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
-    for obj in objects:
-        for field in fields:  # auto_now / auto_now_add values, as Model.save() sets them
-            setattr(obj, field.attname, field.pre_save(obj, add=True))
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
@@ -160,7 +160,8 @@ def _insert_portably(model: type[models.Model], rows, *, ignore_conflicts: bool,
     returned = []
     with connection.cursor() as cursor:
         for obj in objects:
-            cursor.execute(sql, [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields])
+            # pre_save gives auto_now / auto_now_add fields the current time, as Model.save() does.
+            cursor.execute(sql, [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields])
             returned.extend(row[0] for row in cursor.fetchall())
     return returned
 

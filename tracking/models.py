@@ -1,6 +1,7 @@
 """Instances, the event inbox, transition history and dead letters."""
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -42,6 +43,7 @@ class _Move:
     event_type: str = ""
     handler: str = ""
     version_id: int | None = None
+    event: Mapping | None = None
 
 
 def _same_model(instance: "ProcessInstance", version_id: int | None) -> bool:
@@ -65,7 +67,9 @@ def _event_move_is_declared(instance: "ProcessInstance") -> bool:
         return False
     follows_sources = handler_follows_sources(move.handler)
     return any(
-        transition.target == move.target and (not follows_sources or transition.leaves(source, definition))
+        transition.target == move.target
+        and (not follows_sources or transition.leaves(source, definition))
+        and transition.condition_holds(move.event)
         for transition in definition.transitions_for(move.event_type)
     )
 
@@ -138,9 +142,9 @@ class ProcessInstance(FSMModelMixin, models.Model):
         """Creation by an event: pinned to ``version_id``, in that version's initial state."""
         self._through(self._start, _Move(initial_state, event_type=event_type, version_id=version_id))
 
-    def apply_event(self, *, target: str, event_type: str, handler: str) -> None:
-        """An event's move, as the version's transitions for that event type declare it."""
-        self._through(self._apply_event, _Move(target, event_type=event_type, handler=handler))
+    def apply_event(self, *, target: str, event: Mapping, handler: str) -> None:
+        """An event's move, as the version's transitions for that event's type declare it."""
+        self._through(self._apply_event, _Move(target, event_type=event["event_type"], handler=handler, event=event))
 
     def move_manually(self, *, target: str) -> None:
         """An operator's move: any state of the pinned version (a declared exception to the table)."""
@@ -151,10 +155,12 @@ class ProcessInstance(FSMModelMixin, models.Model):
         self._through(self._migrate, _Move(target, version_id=version_id))
 
     def bulk_write_check(self) -> None:
-        """Raise unless the state held now is the one the last transition produced."""
-        if self.__dict__.get("_state_from_transition") != self.state:
+        """Raise unless the state and version held now are those the last transition produced."""
+        if self.__dict__.get("_state_from_transition") != (self.state, self.version_id):
             raise TransitionNotAllowed(
-                f"{self}: state {self.state!r} was not set by a transition", object=self, method=None
+                f"{self}: state {self.state!r} of version {self.version_id} was not set by a transition",
+                object=self,
+                method=None,
             )
 
     def _through(self, transition_method, move: "_Move") -> None:
@@ -163,7 +169,7 @@ class ProcessInstance(FSMModelMixin, models.Model):
             transition_method()
         finally:
             self._proposed = None
-        self._state_from_transition = self.state
+        self._state_from_transition = (self.state, self.version_id)
 
     @transition(field=state, source="", target=RETURN_VALUE(), conditions=[_creates_in_initial_state])
     def _start(self) -> str:

@@ -111,12 +111,14 @@ class ApplyBatch:
         history = []
         if result.changed or state_changed:
             for step in result.steps:
-                event_type = by_key[step.event_key].envelope["event_type"]
+                envelope = by_key[step.event_key].envelope
                 if not step.from_state:
-                    instance.start(version_id=version_id, initial_state=step.to_state, event_type=event_type)
+                    instance.start(
+                        version_id=version_id, initial_state=step.to_state, event_type=envelope["event_type"]
+                    )
                     instance.started_at = self.now
                 else:
-                    instance.apply_event(target=step.to_state, event_type=event_type, handler=handler_name)
+                    instance.apply_event(target=step.to_state, event=envelope, handler=handler_name)
                 history.append(
                     {
                         "instance_id": instance.pk,

@@ -6,11 +6,12 @@ The REST API, ``ingest_events`` and the Kinesis consumer all hand their input to
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -19,6 +20,12 @@ from tracking.arrival.envelope import Envelope, EnvelopeError, decode, parse
 from tracking.bulk import bulk_insert, text_in
 from tracking.inbox.dispatch import enqueue_instances
 from tracking.models import DeadLetter, InboxEvent, ProcessInstance
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL's SQLSTATE for a deadlock, and how often a batch is tried when it meets one.
+DEADLOCK_DETECTED = "40P01"
+DEADLOCK_ATTEMPTS = 3
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
@@ -99,48 +106,75 @@ def events_ingest(*, items: Sequence[RawEvent], source_kind: str) -> list[Ingest
         else:
             seen_in_batch.add(envelope.event_id)
 
-    with transaction.atomic():
-        DeadLetter.objects.bulk_create(dead)
-        duplicates_in_batch = Counter(r.event_id for r in results if r is not None and r.status == DUPLICATE)
-        instance_ids = _reserve_instances(envelopes.values(), versions)
-        # The unique constraint alone decides what is new: the insert returns the ids it stored,
-        # and an id it skipped (seen before, or stored by a concurrent producer a moment ago) is a
-        # duplicate.
-        stored = set(
-            bulk_insert(
-                InboxEvent,
-                [
-                    {
-                        "event_id": envelope.event_id,
-                        "model_id": versions[envelope.model_id].model_id,
-                        "instance_id": instance_ids[(envelope.model_id, envelope.transaction_id)],
-                        "event_type": envelope.event_type,
-                        "occurred_at": envelope.occurred_at or now,
-                        "received_at": now,
-                        "envelope": envelope.as_document(received_at=now),
-                        "source_kind": source_kind,
-                        "source_ref": items[index].source_ref[:500],
-                    }
-                    for index, envelope in envelopes.items()
-                ],
-                ignore_conflicts=True,
-                returning="event_id",
-            )
-        )
-        queues = {}
-        for index, envelope in envelopes.items():
-            if envelope.event_id in stored:
-                results[index] = IngestResult(ACCEPTED, event_id=envelope.event_id)
-                queues[instance_ids[(envelope.model_id, envelope.transaction_id)]] = versions[
-                    envelope.model_id
-                ].model.queue
-            else:
-                results[index] = IngestResult(DUPLICATE, event_id=envelope.event_id)
-                duplicates_in_batch[envelope.event_id] += 1
-        _count_duplicates(duplicates_in_batch)
-        if queues:
-            transaction.on_commit(lambda: enqueue_instances(queues))
+    in_batch_duplicates = Counter(r.event_id for r in results if r is not None and r.status == DUPLICATE)
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                _store(
+                    envelopes,
+                    versions,
+                    items,
+                    results,
+                    dead,
+                    Counter(in_batch_duplicates),
+                    now=now,
+                    source_kind=source_kind,
+                )
+            break
+        except OperationalError as error:
+            # Two producers storing the same event ids in different orders can deadlock on the
+            # unique index; the database aborts one of them, which simply tries again.
+            if attempt == DEADLOCK_ATTEMPTS or getattr(error.__cause__, "sqlstate", None) != DEADLOCK_DETECTED:
+                raise
+            logger.warning("ingestion deadlocked with a concurrent producer; trying again (%d)", attempt)
     return results  # type: ignore[return-value]
+
+
+def _store(envelopes, versions, items, results, dead, duplicates: Counter, *, now, source_kind: str) -> None:
+    """One try at writing a batch: dead letters, instance rows, inbox rows, duplicate counts."""
+    DeadLetter.objects.bulk_create(dead)
+    instance_ids, created = _reserve_instances(envelopes.values(), versions)
+    # The unique constraint alone decides what is new: the insert returns the ids it stored,
+    # and an id it skipped (seen before, or stored by a concurrent producer a moment ago) is a
+    # duplicate.
+    stored = set(
+        bulk_insert(
+            InboxEvent,
+            [
+                {
+                    "event_id": envelope.event_id,
+                    "model_id": versions[envelope.model_id].model_id,
+                    "instance_id": instance_ids[(envelope.model_id, envelope.transaction_id)],
+                    "event_type": envelope.event_type,
+                    "occurred_at": envelope.occurred_at or now,
+                    "received_at": now,
+                    "envelope": envelope.as_document(received_at=now),
+                    "source_kind": source_kind,
+                    "source_ref": items[index].source_ref[:500],
+                }
+                for index, envelope in envelopes.items()
+            ],
+            ignore_conflicts=True,
+            returning="event_id",
+        )
+    )
+    queues = {}
+    for index, envelope in envelopes.items():
+        instance_id = instance_ids[(envelope.model_id, envelope.transaction_id)]
+        if envelope.event_id in stored:
+            results[index] = IngestResult(ACCEPTED, event_id=envelope.event_id)
+            queues[instance_id] = versions[envelope.model_id].model.queue
+        else:
+            results[index] = IngestResult(DUPLICATE, event_id=envelope.event_id)
+            duplicates[envelope.event_id] += 1
+    # An instance row reserved here for duplicates only (an id reused for another transaction)
+    # would wait for ever with no event: it goes again. Nobody else can see it before this commits.
+    unused = created - set(queues)
+    if unused:
+        ProcessInstance.objects.filter(pk__in=unused).delete()
+    _count_duplicates(duplicates)
+    if queues:
+        transaction.on_commit(lambda: enqueue_instances(queues))
 
 
 def _count_duplicates(counts: Counter) -> None:
@@ -151,20 +185,22 @@ def _count_duplicates(counts: Counter) -> None:
         InboxEvent.objects.filter(event_id__in=event_ids).update(duplicate_count=F("duplicate_count") + count)
 
 
-def _reserve_instances(envelopes: Iterable[Envelope], versions: dict) -> dict[tuple[str, str], int]:
-    """Make sure an instance row exists for every (model, transaction) and return their ids."""
+def _reserve_instances(envelopes: Iterable[Envelope], versions: dict) -> tuple[dict[tuple[str, str], int], set[int]]:
+    """Make sure an instance row exists for every (model, transaction); returns their ids by
+    (model, transaction), and the ids of the rows this call created."""
     wanted = {(e.model_id, e.transaction_id) for e in envelopes}
     if not wanted:
-        return {}
-    bulk_insert(
+        return {}, set()
+    created = bulk_insert(
         ProcessInstance,
         # Sorted: concurrent ingesters wait on each other's new rows in one order, so never deadlock.
         [{"model_id": versions[m].model_id, "transaction_id": t} for m, t in sorted(wanted)],
         ignore_conflicts=True,
+        returning="id",
     )
     model_keys = {versions[m].model_id: m for m, _ in wanted}
     rows = ProcessInstance.objects.filter(
         model_id__in=list(model_keys), transaction_id__in=text_in({t for _, t in wanted})
     ).values_list("id", "model_id", "transaction_id")
     found = {(model_keys[model_id], txn): pk for pk, model_id, txn in rows}
-    return {key: found[key] for key in wanted}
+    return {key: found[key] for key in wanted}, set(created)
