@@ -88,9 +88,10 @@ def test_a_killed_workers_task_is_enqueued_again_by_the_sweep(start_worker, tmp_
 
     # And the sweep enqueues the instances again, and a new worker applies everything
     open_gate(tmp_path)
-    start_worker(concurrency=1, extra_env=worker_env)
     assert pending_sweep(older_than=timedelta(hours=1)) == 0  # younger events are left alone
     assert pending_sweep(older_than=timedelta(0)) == 2
+    # (Started after the sweep: a worker also sweeps when it connects, and could get there first.)
+    start_worker(concurrency=1, extra_env=worker_env)
     wait_for(nothing_pending, message="the new worker to apply the swept events")
 
     result = observed("gated-orders")
