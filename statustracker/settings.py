@@ -26,6 +26,31 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS (docs/production.md) -----------------------------------------------------------------
+# Off by default, so that the local run (bin/run) works on plain HTTP; a production environment
+# turns them on (the production block of .env.example) and `manage.py check --deploy` is clean.
+# Redirect every plain-HTTP request to HTTPS (except /healthz, for load balancers probing over HTTP).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Send the session and CSRF cookies over HTTPS only; by default, whenever HTTPS is enforced.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+# Strict-Transport-Security: browsers use HTTPS only for this long (seconds; 0: no header).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a proxy that terminates TLS: the header it sets and the value meaning HTTPS, e.g.
+# "HTTP_X_FORWARDED_PROTO,https". Set it only when the proxy always sets or overwrites the header.
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured('SECURE_PROXY_SSL_HEADER must be "HEADER,value", e.g. "HTTP_X_FORWARDED_PROTO,https".')
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
+# How many proxies in front of the service append to X-Forwarded-For; rate limits and login
+# lockouts count the address the outermost of them saw (0: REMOTE_ADDR, no proxy trusted).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
