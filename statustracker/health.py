@@ -47,6 +47,8 @@ class HealthCheckApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # Load balancers probe often, from few addresses: never rate limited.
+    throttle_classes: list = []
 
     class OutputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=HEALTH_STATUS_CHOICES)

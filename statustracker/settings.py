@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_fsm",
+    "axes",
     "api_access",
     "models_registry",
     "tracking",
@@ -78,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "statustracker.urls"
@@ -124,6 +127,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Admin logins: django-axes counts failures per user name and client address in the database,
+# which every process shares, and locks that pair out for a while (statustracker/login_lockout.py,
+# docs/production.md); the admin lists the attempts (Axes > Access attempts).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_CALLABLE = "statustracker.login_lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "api_access.throttling.client_address"
+# Failed attempts only; no row per successful login.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
@@ -154,6 +174,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "api_access.errors.exception_handler",
+    # Per token, and per address without one; rates in STATUSTRACKER_RATE_LIMITS below.
+    "DEFAULT_THROTTLE_CLASSES": ["api_access.throttling.TokenRateThrottle", "api_access.throttling.AnonRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "statustracker API",
@@ -220,6 +242,42 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# --- Shared cache: rate limits and the customer page's estimates --------------------------------
+# Every web process must see the same counters (a limit counted per process would allow the rate
+# once per process), so the cache is never per-process memory (docs/production.md):
+# - CACHE_URL when set (redis://host:6379/1, dbcache://table, filecache:///path);
+# - else the broker's Redis when the broker is Redis (same database; the keys have their own
+#   prefix, and clearing the cache deletes only them: statustracker/cache.py);
+# - else files under STATUSTRACKER_VAR_DIR/cache (made on first use), shared by the processes of
+#   this one machine, as on the embedded defaults.
+_broker_url = env.str("CELERY_BROKER_URL", default="")
+_default_cache_url = (
+    _broker_url if _broker_url.startswith(("redis://", "rediss://")) else f"filecache://{VAR_DIR / 'cache'}"
+)
+CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or _default_cache_url)}
+_cache = CACHES["default"]
+if _cache["BACKEND"] in ("django.core.cache.backends.redis.RedisCache", "django_redis.cache.RedisCache"):
+    _cache["BACKEND"] = "statustracker.cache.RedisCache"
+    _cache.setdefault("KEY_PREFIX", "statustracker-cache")
+    # A stalled Redis delays a request by about a second at most before the cache gives up.
+    _cache["OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1, **_cache.get("OPTIONS", {})}
+elif _cache["BACKEND"] in (
+    "django.core.cache.backends.filebased.FileBasedCache",
+    "django.core.cache.backends.db.DatabaseCache",
+):
+    # One entry per client and window of each rate limit: room for many clients before culling.
+    _cache["OPTIONS"] = {"MAX_ENTRIES": 5000, **_cache.get("OPTIONS", {})}
+
+# Rate limits: "<requests>/<second|minute|hour|day>", empty for no limit; over it, 429 with
+# Retry-After (api_access/throttling.py). API: per token, and per client address without one
+# (the schema and docs). Customer page and its poll: per client address.
+STATUSTRACKER_RATE_LIMITS = {
+    "api-token": env.str("RATE_LIMIT_API_TOKEN", default="1200/minute"),
+    "api-anon": env.str("RATE_LIMIT_API_ANON", default="60/minute"),
+    "page": env.str("RATE_LIMIT_PAGE", default="120/minute"),
+    "page-poll": env.str("RATE_LIMIT_PAGE_POLL", default="600/minute"),
+}
+
 # --- statustracker ----------------------------------------------------------------------------
 # Extra modules that register transition handlers with @register_handler, imported at start-up.
 STATUSTRACKER_HANDLER_MODULES = env.list("STATUSTRACKER_HANDLER_MODULES", default=[])
@@ -243,7 +301,7 @@ STATUSTRACKER_TRACKING_LINK_MAX_AGE = env.int("STATUSTRACKER_TRACKING_LINK_MAX_A
 # The page polls for changes this often (seconds) while the instance is not finished.
 STATUSTRACKER_PAGE_POLL_SECONDS = env.int("STATUSTRACKER_PAGE_POLL_SECONDS", default=3)
 # Completion estimate: computed from the latest N completed instances of the version, hidden
-# below the minimum, and cached per version (per process) for this many seconds.
+# below the minimum, and cached per version in the shared cache for this many seconds.
 STATUSTRACKER_ETA_SAMPLE_SIZE = env.int("STATUSTRACKER_ETA_SAMPLE_SIZE", default=500)
 STATUSTRACKER_ETA_MIN_COMPLETED = env.int("STATUSTRACKER_ETA_MIN_COMPLETED", default=20)
 STATUSTRACKER_ETA_CACHE_SECONDS = env.int("STATUSTRACKER_ETA_CACHE_SECONDS", default=300)

@@ -54,6 +54,13 @@ def _plain_static_storage(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _generous_rate_limits(settings):
+    # Tests send many requests from one address and token: limits no test reaches by accident.
+    # The tests of the limits themselves set low ones (tests/api_access/test_throttling.py, ...).
+    settings.STATUSTRACKER_RATE_LIMITS = {scope: "100000/minute" for scope in settings.STATUSTRACKER_RATE_LIMITS}
+
+
 @pytest.fixture
 def example_model(db):
     return load_example_model()

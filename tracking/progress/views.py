@@ -2,7 +2,8 @@
 
 Server-rendered, so it works fully without JavaScript; with it, htmx polls the live fragment and
 swaps it in place. The poll carries a stamp of what the browser shows: while nothing changed
-the answer is an empty 204 after one query, so an open page costs next to nothing.
+the answer is an empty 204 after one query, so an open page costs next to nothing. The page and
+the poll are rate limited per client address (429 with Retry-After; htmx then keeps what it shows).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from api_access.throttling import rate_limited
 from tracking.models import ProcessInstance
 from tracking.progress.links import tracking_token_nonce
 from tracking.progress.selectors import instance_customer_page, instance_for_customer
@@ -93,6 +95,7 @@ def _context(request: HttpRequest, token: str, instance: ProcessInstance, now, *
 
 @require_safe
 @customer_page_response
+@rate_limited("page")
 def instance_page(request: HttpRequest, token: str) -> HttpResponse:
     instance = _instance_or_404(token)
     now = timezone.now()
@@ -101,6 +104,7 @@ def instance_page(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_safe
 @customer_page_response
+@rate_limited("page-poll")
 def instance_page_live(request: HttpRequest, token: str) -> HttpResponse:
     """The live part of the page; 204 when what the browser shows is still current."""
     instance = _instance_or_404(token)
