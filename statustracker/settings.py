@@ -325,7 +325,8 @@ KINESIS_METRICS_PORT = env.int("KINESIS_METRICS_PORT", default=0)
 KINESIS_METRICS_ADDR = env.str("KINESIS_METRICS_ADDR", default="127.0.0.1")
 KINESIS_LOG_FORMAT = env.str("KINESIS_LOG_FORMAT", default="json")
 KINESIS_LOG_LEVEL = env.str("KINESIS_LOG_LEVEL", default="INFO")
-# When set, /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>".
+# /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>"; with no token set
+# it answers everyone when DEBUG is on and no one (403) when it is off (docs/production.md).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 LOGGING = {

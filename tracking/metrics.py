@@ -79,10 +79,19 @@ WEB_REGISTRY.register(DatabaseCollector())
 
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format. With METRICS_TOKEN set, scrapers must send it as a bearer token."""
-    token = getattr(settings, "METRICS_TOKEN", "")
+    """Prometheus text format, for scrapers that send ``Authorization: Bearer <METRICS_TOKEN>``.
+
+    With no token configured, the figures are open only while DEBUG is on (a developer's machine);
+    otherwise the endpoint refuses everyone with 403 until a token is set, so that a production
+    deployment never publishes its backlog and shard owners by omission (docs/production.md).
+    """
+    token = settings.METRICS_TOKEN
     if token:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(sent.encode(), token.encode()):
-            return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+            response = HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    elif not settings.DEBUG:
+        return HttpResponse("metrics are off: set METRICS_TOKEN to serve them\n", status=403, content_type="text/plain")
     return HttpResponse(generate_latest(WEB_REGISTRY), content_type=CONTENT_TYPE_LATEST)

@@ -34,8 +34,10 @@ def _samples(text):
     }
 
 
-def test_metrics_report_each_shard_from_the_lease_table(client, leases):
-    response = client.get("/metrics")
+def test_metrics_report_each_shard_from_the_lease_table(client, settings, leases):
+    settings.METRICS_TOKEN = "s3cret"
+
+    response = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
 
     assert response.status_code == 200
     samples = _samples(response.content.decode())
