@@ -2,13 +2,16 @@
 
 DRF's own JSON parser reads a body of any size and lets a ``RecursionError`` from very deeply
 nested JSON escape as a 500. These parsers read at most ``STATUSTRACKER_MAX_REQUEST_BYTES`` and
-answer bad bodies with a 400 that says what is wrong. The events endpoint takes the raw bytes
+answer bad bodies with a 400 that says what is wrong, text the database cannot store included (a
+NUL character, which PostgreSQL refuses in text and JSON, or a lone surrogate, which is not
+Unicode): refused here once, it can reach no view. The events endpoint takes the raw bytes
 instead, because a rejected body must be kept as a dead letter exactly as it arrived.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -43,8 +46,31 @@ def read_body(stream, *, limit: int, keep: int) -> RawBody:
     return RawBody(data)
 
 
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def refuse_unstorable_text(value) -> None:
+    """Raise ``ParseError`` when any string or object key in ``value`` cannot be stored.
+
+    Walks the value without recursion: the JSON parser has already bounded its depth.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and UNSTORABLE_TEXT.search(item):
+            raise ParseError(
+                "JSON parse error - text holds a NUL character or a lone surrogate, which cannot be stored."
+            )
+
+
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser with a size limit and a 400, not a 500, for JSON nested too deeply."""
+    """DRF's JSON parser with a size limit, and a 400, not a 500, for JSON nested too deeply or
+    holding text that cannot be stored."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         limit = max_request_bytes()
@@ -52,6 +78,8 @@ class JSONParser(parsers.JSONParser):
         if body.truncated:
             raise RequestTooLarge(f"Request body larger than {limit} bytes.")
         try:
-            return super().parse(io.BytesIO(body.data), media_type, parser_context)
+            value = super().parse(io.BytesIO(body.data), media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.") from None
+        refuse_unstorable_text(value)
+        return value

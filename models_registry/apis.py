@@ -7,7 +7,6 @@ admin and ``import_models``, and answers a 400 with the same per-field messages.
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 
 from api_access.pagination import ApiPagination
 from api_access.permissions import CanEditDefinitions, CanRead
+from api_access.query import validated_query
 from models_registry.definition import DefinitionError
 from models_registry.models import ModelVersion
 from models_registry.selectors import model_list, model_version, model_version_numbers
@@ -35,6 +35,37 @@ class _VersionSerializer(serializers.Serializer):
 
     def get_versions(self, version: ModelVersion) -> list[int]:
         return model_version_numbers(key=version.model.key)
+
+
+# The request body of an import, as far as JSON Schema can say it: the fields every model must have,
+# and their form. Whether a document holds together (known state keys, reachable states, compiling
+# expressions, a registered handler) is the validator's to say, in the 400's ``errors``.
+MODEL_DOCUMENT_SCHEMA = {
+    "title": "StatusModelDocument",
+    "type": "object",
+    "description": "A status model document (docs/spec/status-models.md); the other fields it describes "
+    "(`description`, `handler`, `start_events`, `park_ttl`, `transitions`, `milestones`, `display`) are optional.",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "initial_state": {"type": "string", "minLength": 1, "description": "The key of a non-terminal state."},
+        "states": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "key": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"},
+                    "label": {"type": "string", "minLength": 1, "maxLength": 200},
+                },
+                "required": ["key", "label"],
+            },
+        },
+    },
+    "required": ["id", "name", "initial_state", "states"],
+    # Fields the format does not know are left out of the stored document, not refused.
+    "additionalProperties": True,
+}
 
 
 class ModelListApi(APIView):
@@ -104,9 +135,10 @@ class ModelImportApi(APIView):
         description=(
             "A status model document (docs/spec/status-models.md) in JSON. Valid: published as the model's next "
             "version (201), or left alone when it equals the latest version (200). Invalid: 400 with every error "
-            "by field path. Needs a staff user or the `models_registry.edit_definitions` permission."
+            "by field path, also for what the schema cannot say (a transition to an undeclared state, a state "
+            "that cannot be reached). Needs a staff user or the `models_registry.edit_definitions` permission."
         ),
-        request={"application/json": OpenApiTypes.OBJECT},
+        request={"application/json": MODEL_DOCUMENT_SCHEMA},
         responses={
             200: OutputSerializer,
             201: OutputSerializer,
@@ -175,9 +207,7 @@ class ModelDetailApi(APIView):
         },
     )
     def get(self, request, model_id: str):
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        number = filters.validated_data.get("version")
+        number = validated_query(self.FilterSerializer, request).get("version")
         version = model_version(key=model_id, number=number)
         if version is None:
             which = f"version {number} of model {model_id!r}" if number else f"published model {model_id!r}"

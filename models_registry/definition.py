@@ -121,7 +121,7 @@ def validate_definition(raw: Any, *, handler_names: Collection[str]) -> dict:
         raise DefinitionError({"": ["A status model must be an object."]})
 
     model_id = raw.get("id")
-    if not isinstance(model_id, str) or not MODEL_ID_RE.match(model_id):
+    if not isinstance(model_id, str) or not MODEL_ID_RE.fullmatch(model_id):
         errors.add("id", "Must match [a-z0-9][a-z0-9._-]{0,63}.")
     name = _text(raw, "name", "name", errors, required=True, max_length=200)
     description = _text(raw, "description", "description", errors, required=False, max_length=2000)
@@ -146,7 +146,7 @@ def validate_definition(raw: Any, *, handler_names: Collection[str]) -> dict:
             errors.add(path, "Must be an object.")
             continue
         key = raw_state.get("key")
-        if not isinstance(key, str) or not STATE_KEY_RE.match(key):
+        if not isinstance(key, str) or not STATE_KEY_RE.fullmatch(key):
             errors.add(f"{path}.key", "Must match [a-z0-9_]{1,64}.")
         elif key in kinds:
             errors.add(f"{path}.key", f"Duplicate state key {key!r}.")
@@ -223,7 +223,7 @@ def validate_definition(raw: Any, *, handler_names: Collection[str]) -> dict:
             errors.add(path, "Must be an object.")
             continue
         key = raw_milestone.get("key")
-        if not isinstance(key, str) or not STATE_KEY_RE.match(key):
+        if not isinstance(key, str) or not STATE_KEY_RE.fullmatch(key):
             errors.add(f"{path}.key", "Must match [a-z0-9_]{1,64}.")
         elif any(m["key"] == key for m in milestones):
             errors.add(f"{path}.key", f"Duplicate milestone key {key!r}.")

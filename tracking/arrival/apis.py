@@ -9,7 +9,7 @@ import json
 import uuid
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,40 +24,88 @@ from tracking.models import SourceKind
 EVENT_RESULT_CHOICES = [ACCEPTED, DUPLICATE, REJECTED]
 
 
-class _EnvelopeSerializer(serializers.Serializer):
-    """The native envelope (docs/spec/events.md), for the schema; validation is tracking.arrival.envelope's."""
-
-    event_id = serializers.CharField(max_length=128, help_text="Idempotency key.")
-    model_id = serializers.CharField(max_length=64)
-    transaction_id = serializers.CharField(max_length=200)
-    event_type = serializers.CharField(max_length=200)
-    occurred_at = serializers.DateTimeField(required=False, help_text="RFC 3339 with a UTC offset.")
-    source = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    data = serializers.DictField(required=False)
-
-    class Meta:
-        ref_name = "EventEnvelope"
+# The request bodies, as JSON Schema written out by hand: what the endpoint really takes cannot be
+# said with serializer fields (tracking.arrival.envelope decides, per event). A single event must be
+# a valid envelope, or the request is a 400; a batch holds 1 to 500 values of any kind, and each is
+# judged on its own (an invalid one is `rejected` in the results, the request is still a 202).
+# Text that PostgreSQL cannot store (a NUL character) is refused anywhere in an event; the schema
+# says so for the envelope's own fields.
+_NO_NUL = "^[^\\u0000]*$"
 
 
-class _EventBatchSerializer(serializers.Serializer):
-    events = _EnvelopeSerializer(many=True, help_text="At most 500 envelopes (native or CloudEvents form).")
+def _text(max_length: int, *, min_length: int = 1, nullable: bool = False, description: str = "") -> dict:
+    schema = {"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": _NO_NUL}
+    if nullable:
+        schema["nullable"] = True
+    if description:
+        schema["description"] = description
+    return schema
 
-    class Meta:
-        ref_name = "EventBatch"
 
-
-class _CloudEventSerializer(serializers.Serializer):
-    specversion = serializers.CharField(default="1.0")
-    id = serializers.CharField(max_length=128)
-    type = serializers.CharField(max_length=200)
-    source = serializers.CharField(max_length=200, required=False)
-    subject = serializers.CharField(max_length=200, help_text="The transaction id.")
-    modelid = serializers.CharField(max_length=64, help_text="The model id (extension attribute).")
-    time = serializers.DateTimeField(required=False)
-    data = serializers.DictField(required=False)
-
-    class Meta:
-        ref_name = "CloudEvent"
+_TIME = {
+    "type": "string",
+    "format": "date-time",
+    "nullable": True,
+    "description": "RFC 3339 with a UTC offset, within the years 1 to 9999 in UTC; default: when received.",
+}
+_DATA = {
+    "type": "object",
+    "nullable": True,
+    "additionalProperties": {},
+    "description": "Free-form JSON object, nested at most 32 levels, no NUL character in any text.",
+}
+_MAX_EVENTS = settings.STATUSTRACKER_MAX_EVENTS_PER_REQUEST
+ENVELOPE_SCHEMA = {
+    "title": "EventEnvelope",
+    "type": "object",
+    "description": "One event in the native form (docs/spec/events.md); the model must be published.",
+    "properties": {
+        "event_id": _text(128, description="Idempotency key."),
+        "model_id": _text(64, description="The id of a published status model."),
+        "transaction_id": _text(200),
+        "event_type": _text(200),
+        "occurred_at": _TIME,
+        "source": _text(200, min_length=0, nullable=True),
+        "data": _DATA,
+    },
+    "required": ["event_id", "model_id", "transaction_id", "event_type"],
+    # An object with `specversion` is read in the CloudEvents form.
+    "not": {"required": ["specversion"]},
+}
+CLOUD_EVENT_SCHEMA = {
+    "title": "CloudEvent",
+    "type": "object",
+    "description": "One event in the CloudEvents 1.0 structured form; the model must be published.",
+    "properties": {
+        "specversion": {"nullable": True, "description": "Its presence marks the CloudEvents form (say `1.0`)."},
+        "id": _text(128, description="Idempotency key."),
+        "type": _text(200),
+        "source": _text(200, min_length=0, nullable=True),
+        "subject": _text(200, description="The transaction id."),
+        "modelid": _text(64, description="The id of a published status model (extension attribute)."),
+        "time": _TIME,
+        "data": _DATA,
+    },
+    "required": ["specversion", "id", "type", "subject", "modelid"],
+}
+_BATCH_ITEMS = {
+    "description": "An event envelope, native or CloudEvents; anything else is rejected in the results.",
+}
+EVENT_LIST_SCHEMA = {
+    "title": "EventList",
+    "type": "array",
+    "minItems": 1,
+    "maxItems": _MAX_EVENTS,
+    "items": _BATCH_ITEMS,
+}
+EVENT_BATCH_SCHEMA = {
+    "title": "EventBatch",
+    "type": "object",
+    "properties": {"events": {**EVENT_LIST_SCHEMA, "description": f"1 to {_MAX_EVENTS} events."}},
+    "required": ["events"],
+    "additionalProperties": False,
+}
+EVENTS_REQUEST_SCHEMA = {"oneOf": [ENVELOPE_SCHEMA, CLOUD_EVENT_SCHEMA, EVENT_BATCH_SCHEMA, EVENT_LIST_SCHEMA]}
 
 
 class _EventResultSerializer(serializers.Serializer):
@@ -149,14 +197,10 @@ class EventIngestApi(APIView):
             "Needs the producer scope."
         ),
         request={
-            "application/json": PolymorphicProxySerializer(
-                component_name="EventsRequest",
-                serializers=[_EnvelopeSerializer, _EventBatchSerializer, _EnvelopeSerializer(many=True)],
-                resource_type_field_name=None,
-                many=False,
-            ),
-            "application/cloudevents+json": _CloudEventSerializer,
-            "application/cloudevents-batch+json": _CloudEventSerializer(many=True),
+            # The media type does not change how the body is read: each takes every form.
+            "application/json": EVENTS_REQUEST_SCHEMA,
+            "application/cloudevents+json": EVENTS_REQUEST_SCHEMA,
+            "application/cloudevents-batch+json": EVENTS_REQUEST_SCHEMA,
         },
         responses={
             202: OutputSerializer,

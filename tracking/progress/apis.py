@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from api_access.pagination import ApiPagination
 from api_access.permissions import CanRead
+from api_access.query import validated_query
 from tracking.models import InstanceStatus
 from tracking.progress.links import instance_tracking_url
 from tracking.progress.milestones import CURRENT, REACHED, UPCOMING
@@ -203,13 +204,12 @@ class InstanceListApi(APIView):
         },
     )
     def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
+        filters = validated_query(self.FilterSerializer, request)
         instances = instance_list(
-            model_key=filters.validated_data.get("model_id"),
-            state=filters.validated_data.get("state"),
-            status=filters.validated_data.get("status"),
-            updated_since=filters.validated_data.get("updated_since"),
+            model_key=filters.get("model_id"),
+            state=filters.get("state"),
+            status=filters.get("status"),
+            updated_since=filters.get("updated_since"),
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(instances, request, view=self)
