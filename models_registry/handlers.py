@@ -65,6 +65,24 @@ def handler_names() -> list[str]:
     return sorted(_HANDLERS)
 
 
+def move_is_declared(*, definition: Definition, handler: str, source: str, target: str, event: Mapping) -> bool:
+    """Whether ``definition`` allows an event to move an instance from ``source`` to ``target``.
+
+    A transition for the event's type must lead there, with its ``when`` holding for the event and,
+    unless ``handler`` is registered with ``follows_sources=False``, leaving ``source``; terminal
+    states are never left. The instance's django-fsm transition and "Try it" both ask this.
+    """
+    if source not in definition.kinds or definition.is_terminal(source) or target not in definition.kinds:
+        return False
+    follows_sources = handler_follows_sources(handler)
+    return any(
+        transition.target == target
+        and (not follows_sources or transition.leaves(source, definition))
+        and transition.condition_holds(event)
+        for transition in definition.transitions_for(event["event_type"])
+    )
+
+
 @register_handler("declarative")
 def declarative(definition: Definition, state: str, context: Mapping, event: Mapping) -> Decision:
     """The spec's transition table: first matching entry wins; park what can still apply later."""

@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, TransitionNotAllowed, transition
 
-from models_registry.handlers import handler_follows_sources
+from models_registry.handlers import move_is_declared
 from models_registry.models import ModelVersion, StatusModel
 from models_registry.selectors import version_definition, version_model_id
 
@@ -62,15 +62,12 @@ def _event_move_is_declared(instance: "ProcessInstance") -> bool:
     move, source = instance._proposed, instance.state
     if instance.version_id is None:
         return False
-    definition = version_definition(version_id=instance.version_id)
-    if source not in definition.kinds or definition.is_terminal(source) or move.target not in definition.kinds:
-        return False
-    follows_sources = handler_follows_sources(move.handler)
-    return any(
-        transition.target == move.target
-        and (not follows_sources or transition.leaves(source, definition))
-        and transition.condition_holds(move.event)
-        for transition in definition.transitions_for(move.event_type)
+    return move_is_declared(
+        definition=version_definition(version_id=instance.version_id),
+        handler=move.handler,
+        source=source,
+        target=move.target,
+        event=move.event,
     )
 
 
