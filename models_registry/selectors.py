@@ -9,6 +9,8 @@ from django.db.models import Max, OuterRef, Subquery
 
 from models_registry.definition import Definition
 from models_registry.models import ModelVersion, StatusModel
+from models_registry.services import draft_document
+from models_registry.validation import document_validate
 
 
 def current_versions(*, keys: Iterable[str]) -> dict[str, ModelVersion]:
@@ -40,6 +42,15 @@ def _model_of(version_id: int) -> int:
 def version_model_id(*, version_id: int) -> int:
     """The primary key of the model a version belongs to (cached per process, as definitions are)."""
     return _model_of(version_id)
+
+
+def draft_definition(*, key: str) -> Definition | None:
+    """The compiled definition of a model's draft, as publishing it would make it; None when there is
+    no such model. Raises ``DefinitionError`` (every problem, by field path) when it cannot be published."""
+    status_model = StatusModel.objects.filter(key=key).prefetch_related("states", "transitions").first()
+    if status_model is None:
+        return None
+    return Definition.from_document(document_validate(draft_document(status_model=status_model)))
 
 
 def clear_definition_cache() -> None:

@@ -13,8 +13,9 @@ breaking one is not taken for the schema lying:
   characters are dropped from generated events.
 
 Schemathesis checks each case against the schema again after a hook changed it, so a case stays
-"invalid" only for what is still wrong with it. Reads of one model or instance also try the ones
-the test made, not only names that do not exist.
+"invalid" only for what is still wrong with it. Reads of one model or instance, and tries of an
+event on a model, also use the ones the test made, not only names that do not exist, and a tried
+event that names a model names the test's.
 """
 
 from __future__ import annotations
@@ -66,13 +67,17 @@ def map_case(context, case):
         body = _with_known_models(case.body)
         if body != case.body:
             case.body = body
+    if case.operation.path == "/api/v1/models/{model_id}/try" and isinstance(case.body, dict):
+        event = case.body.get("event")
+        if isinstance(event, dict) and _with_known_model(event) != event:
+            case.body = {**case.body, "event": _with_known_model(event)}
     return case
 
 
 @schemathesis.hook
 def flatmap_path_parameters(context, path_parameters):
     path = context.operation.path if context.operation is not None else ""
-    if path == "/api/v1/models/{model_id}":
+    if path in ("/api/v1/models/{model_id}", "/api/v1/models/{model_id}/try"):
         return st.sampled_from([path_parameters, {**path_parameters, "model_id": MODEL}])
     if path == "/api/v1/instances/{model_id}/{transaction_id}" and TRANSACTION:
         known = {"model_id": MODEL, "transaction_id": TRANSACTION}

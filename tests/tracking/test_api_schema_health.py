@@ -24,6 +24,7 @@ OPERATIONS = {
     ("/api/v1/models", "get"),
     ("/api/v1/models", "post"),
     ("/api/v1/models/{model_id}", "get"),
+    ("/api/v1/models/{model_id}/try", "post"),
     ("/healthz", "get"),
 }
 
