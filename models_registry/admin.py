@@ -6,6 +6,7 @@ from django.http import HttpResponseRedirect
 from django.utils.html import format_html
 
 from models_registry.definition import DefinitionError
+from models_registry.diagram import model_diagram
 from models_registry.handlers import handler_names
 from models_registry.models import ModelVersion, StateDefinition, StatusModel, TransitionDefinition
 from models_registry.services import dump_documents, model_publish
@@ -117,12 +118,34 @@ class StatusModelAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    """Published versions are immutable: shown, never edited."""
+    """Published versions are immutable: shown, never edited, with the diagram of their states.
+
+    ``tracking.admin`` registers a subclass in its place that adds how many instances are in each
+    state now: this app never imports ``tracking``.
+    """
 
     list_display = ["model", "number", "published_at", "published_by"]
     list_filter = ["model"]
     readonly_fields = ["model", "number", "published_at", "published_by", "document_yaml"]
     exclude = ["document"]
+    change_form_template = "admin/models_registry/modelversion/change_form.html"
+
+    class Media:
+        css = {"all": ["models_registry/diagram.css"]}
+        js = ["vendor/viz-global-3.31.0.js", "models_registry/diagram.js"]
+
+    def state_counts(self, obj) -> dict[str, int] | None:
+        """Instances in each state of the version now; None: the page shows no counts."""
+        return None
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, object_id)
+        if version is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "diagram": model_diagram(version.document, counts=self.state_counts(version)),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="document")
     def document_yaml(self, obj):

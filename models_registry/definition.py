@@ -269,7 +269,7 @@ def validate_definition(raw: Any, *, handler_names: Collection[str]) -> dict:
 
     if not errors.errors:
         graph = _successors(kinds, transitions)
-        reachable = _reachable_from(initial_state, graph)
+        reachable = reachable_from(initial_state, graph)
         for i, state in enumerate(states):
             if state["key"] not in reachable:
                 errors.add(f"states[{i}].key", f"State {state['key']!r} is unreachable from {initial_state!r}.")
@@ -344,7 +344,8 @@ def _successors(kinds: Mapping[str, str], transitions: list[dict]) -> dict[str, 
     return graph
 
 
-def _reachable_from(start: str, graph: Mapping[str, set[str]]) -> set[str]:
+def reachable_from(start: str, graph: Mapping[str, set[str]]) -> set[str]:
+    """The states reachable from ``start`` (itself included) in a graph of successors."""
     seen = {start}
     frontier = [start]
     while frontier:
@@ -437,7 +438,7 @@ class Definition:
     @cached_property
     def _reachable(self) -> dict[str, set[str]]:
         graph = _successors(self.kinds, self.document["transitions"])
-        return {state: _reachable_from(state, graph) for state in self.kinds}
+        return {state: reachable_from(state, graph) for state in self.kinds}
 
     def can_reach(self, current: str, other: str) -> bool:
         return other in self._reachable[current]

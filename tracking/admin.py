@@ -6,11 +6,14 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from models_registry.admin import ModelVersionAdmin
+from models_registry.models import ModelVersion
 from models_registry.selectors import version_definition
 from tracking.models import DeadLetter, InboxEvent, ProcessInstance, ShardLease, TransitionRecord
 from tracking.operations.failed_events import events_retry_failed, events_skip_failed
 from tracking.operations.moves import instance_move_manually
 from tracking.progress.links import instance_tracking_link_renew, instance_tracking_url
+from tracking.progress.selectors import version_state_counts
 
 
 class ReadOnlyAdminMixin:
@@ -178,3 +181,14 @@ class ShardLeaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Records/s", ordering="records_per_second")
     def records_per_second_display(self, obj):
         return f"{obj.records_per_second:.1f}"
+
+
+# A version's diagram with how many instances are in each state now: the registry's admin page,
+# with the counts that only this app can read.
+admin.site.unregister(ModelVersion)
+
+
+@admin.register(ModelVersion)
+class ModelVersionWithInstancesAdmin(ModelVersionAdmin):
+    def state_counts(self, obj) -> dict[str, int]:
+        return version_state_counts(version_id=obj.pk)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from models_registry.definition import Definition
 from models_registry.selectors import version_definition
@@ -55,6 +55,12 @@ def state_labels(definition: Definition) -> dict[str, str]:
 
 def started_instances() -> QuerySet[ProcessInstance]:
     return ProcessInstance.objects.exclude(status=InstanceStatus.WAITING).filter(version__isnull=False)
+
+
+def version_state_counts(*, version_id: int) -> dict[str, int]:
+    """How many started instances of a version are in each state now (for its diagram)."""
+    rows = started_instances().filter(version_id=version_id).values_list("state").annotate(count=Count("id"))
+    return dict(rows.order_by())
 
 
 def instance_get(*, model_key: str, transaction_id: str) -> ProcessInstance | None:
