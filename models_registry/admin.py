@@ -149,7 +149,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="document")
     def document_yaml(self, obj):
-        return format_html("<pre>{}</pre>", dump_documents([obj.document], fmt="yaml"))
+        # Wrapped, so that a long line never runs off a narrow screen.
+        return format_html(
+            '<pre style="white-space: pre-wrap; overflow-wrap: anywhere">{}</pre>',
+            dump_documents([obj.document], fmt="yaml"),
+        )
 
     def has_add_permission(self, request):
         return False
