@@ -18,7 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from models_registry.models import StateDefinition, StatusModel, TransitionDefinition
 from models_registry.services import model_import
 from tests.conftest import load_example_model
-from tests.tracking.test_fsm import apply_all, ingest, order_event
+from tests.events import ingest, order_event
+from tests.tracking.test_fsm import apply_all
 from tracking.models import DeadLetter, EventStatus, InboxEvent, ProcessInstance, TransitionRecord
 from tracking.operations.moves import instance_move_manually
 

@@ -6,7 +6,6 @@ of a transition."""
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 import yaml
@@ -17,8 +16,8 @@ import tests.rogue_handlers  # noqa: F401 - registers the "puppet" handlers the 
 from models_registry.models import ModelVersion
 from models_registry.services import model_import
 from tests.conftest import EXAMPLES, load_example_model
+from tests.events import ingest, order_event
 from tracking.apply.applier import ApplyBatch, ApplyReport, instances_apply_pending
-from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import EventStatus, InboxEvent, ProcessInstance, TransitionRecord
 from tracking.operations.moves import instance_move_manually, instances_migrate_version
 
@@ -27,23 +26,6 @@ pytestmark = pytest.mark.django_db
 EXAMPLE = yaml.safe_load((EXAMPLES / "order-fulfilment.yaml").read_text())
 STATES = [state["key"] for state in EXAMPLE["states"]]
 EVENT_TYPES = sorted({t["event"] for t in EXAMPLE["transitions"]} | set(EXAMPLE["start_events"]))
-
-
-def order_event(event_id: str, transaction_id: str, event_type: str, model_id="order-fulfilment", **data) -> dict:
-    return {
-        "event_id": event_id,
-        "model_id": model_id,
-        "transaction_id": transaction_id,
-        "event_type": event_type,
-        "occurred_at": "2026-11-26T10:00:00Z",
-        "source": "test",
-        "data": data,
-    }
-
-
-def ingest(*envelopes: dict) -> None:
-    results = events_ingest(items=[RawEvent(json.dumps(e).encode()) for e in envelopes], source_kind="file")
-    assert {result.status for result in results} == {"accepted"}
 
 
 def apply_all() -> ApplyReport:

@@ -4,7 +4,6 @@ stale events, terminal states, and apply tasks that find nothing to do."""
 from __future__ import annotations
 
 import copy
-import json
 from datetime import timedelta
 
 import pytest
@@ -14,33 +13,16 @@ from django.conf import settings
 import tests.gated_handler  # noqa: F401 - registers the "gated" handler in this process too
 from models_registry.services import model_import
 from tests.conftest import EXAMPLES, load_example_model, wait_for
+from tests.events import ingest, order_event
 from tests.gated_handler import GATE_ENV, entered, open_gate
 from tests.reference_replay import replay
 from tests.service_state import expected, nothing_pending, observed
 from tracking.apply.applier import instances_apply_pending
-from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.inbox.expiry import events_expire_parked
 from tracking.inbox.sweep import pending_sweep
 from tracking.models import EventStatus, InboxEvent, ProcessInstance, TransitionRecord
 
 EXAMPLE = yaml.safe_load((EXAMPLES / "order-fulfilment.yaml").read_text())
-
-
-def order_event(event_id: str, transaction_id: str, event_type: str, model_id="order-fulfilment", **data) -> dict:
-    return {
-        "event_id": event_id,
-        "model_id": model_id,
-        "transaction_id": transaction_id,
-        "event_type": event_type,
-        "occurred_at": "2026-11-26T10:00:00Z",
-        "source": "test",
-        "data": data,
-    }
-
-
-def ingest(*envelopes: dict) -> None:
-    results = events_ingest(items=[RawEvent(json.dumps(e).encode()) for e in envelopes], source_kind="file")
-    assert {result.status for result in results} == {"accepted"}
 
 
 def apply_all() -> int:
