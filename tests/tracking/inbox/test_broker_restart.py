@@ -15,6 +15,7 @@ import signal
 import time
 
 import pytest
+from django.db import transaction
 
 from tests.broker import RedisServer, celery_broker, free_port
 from tests.conftest import load_example_model, wait_for
@@ -99,7 +100,10 @@ def test_events_whose_tasks_a_broker_restart_lost_are_applied_soon_after_it_retu
         worker = start_worker(concurrency=2, extra_env=worker_env(redis_server))
         ingest(orders("first", 1))
         wait_for(nothing_pending, timeout=GENEROUS_WAIT, message="the worker to apply a first order")
-        os.killpg(worker.process.pid, signal.SIGSTOP)
+        # Paused outside any write of its own: on SQLite (BEGIN IMMEDIATE) this transaction waits
+        # until the worker holds no write lock, which a paused worker would keep for ever.
+        with transaction.atomic():
+            os.killpg(worker.process.pid, signal.SIGSTOP)
         queued = orders("queued", 200)
         for start in range(0, len(queued), 20):
             ingest(queued[start : start + 20])
