@@ -52,14 +52,13 @@ def instances_apply_pending(*, instance_ids: Sequence[int], first_pending_only: 
         instances = {i.pk: i for i in instances_for_update(instance_ids)}
         if not instances:
             return report
-        by_instance = open_events(instances, first_pending_only=first_pending_only)
+        # A held instance's rows are not even read: its failed event may be a row that cannot be.
+        free = set(instances) - instances_held(instances)
+        by_instance = open_events(free, first_pending_only=first_pending_only)
         # Only events that are new since the last run can change anything: parked events alone
         # are retried after a transition, not on every run.
         todo = {
-            pk: events
-            for pk, events in by_instance.items()
-            if any(e.status == EventStatus.PENDING for e in events)
-            and not any(e.status == EventStatus.FAILED for e in events)
+            pk: events for pk, events in by_instance.items() if any(e.status == EventStatus.PENDING for e in events)
         }
         if not todo:
             return report
@@ -74,7 +73,7 @@ def instances_apply_pending(*, instance_ids: Sequence[int], first_pending_only: 
             instance = instances[pk]
             try:
                 version_id = instance.version_id or latest[model_keys[instance.model_id]].pk
-                batch.run(instance, [e for e in events if e.status != EventStatus.FAILED], version_id=version_id)
+                batch.run(instance, events, version_id=version_id)
             except Exception as exc:
                 # Whatever fails for one instance (a bug in a business's own handler, a move its
                 # definition does not allow, a handler this worker does not have) must not hold
@@ -153,15 +152,22 @@ class ApplyBatch:
         bulk_insert(TransitionRecord, self.history)
 
 
-def open_events(instance_ids, *, first_pending_only: bool = False) -> dict[int, list[InboxEvent]]:
-    """Pending, parked and failed events of these instances, in arrival order, by instance.
+def instances_held(instance_ids) -> set[int]:
+    """Those of these instances that have a failed event (a partial index keeps this cheap)."""
+    failed = InboxEvent.objects.filter(instance_id__in=list(instance_ids), status=EventStatus.FAILED)
+    return set(failed.values_list("instance_id", flat=True))
+
+
+def open_events(
+    instance_ids, *, first_pending_only: bool = False, statuses=(EventStatus.PENDING, EventStatus.PARKED)
+) -> dict[int, list[InboxEvent]]:
+    """Pending and parked events of these instances (or those of ``statuses``), in arrival order,
+    by instance.
 
     With ``first_pending_only``, of the pending events only each instance's oldest: the others
     are not even read, so that a row that cannot be read is found by itself.
     """
-    open_rows = InboxEvent.objects.filter(
-        instance_id__in=list(instance_ids), status__in=[EventStatus.PENDING, EventStatus.PARKED, EventStatus.FAILED]
-    )
+    open_rows = InboxEvent.objects.filter(instance_id__in=list(instance_ids), status__in=list(statuses))
     if first_pending_only:
         wanted, seen = [], set()
         for pk, instance_id, status in open_rows.order_by("id").values_list("id", "instance_id", "status"):

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from models_registry.selectors import version_definition
-from tracking.apply.applier import ApplyBatch, open_events
+from tracking.apply.applier import ApplyBatch, instances_held, open_events
 from tracking.apply.locks import instances_for_update
 from tracking.models import EventStatus, ProcessInstance, TransitionRecord
 
@@ -31,10 +31,9 @@ def _move(instance: ProcessInstance, *, target: str, version_id: int, actor, not
     TransitionRecord.objects.create(
         instance=instance, from_state=from_state, to_state=target, occurred_at=now, actor=actor, note=note[:500]
     )
-    events = open_events([instance.pk]).get(instance.pk, [])
-    if any(e.status == EventStatus.FAILED for e in events):
-        # A held instance's pending events wait for the failed one to be retried or skipped.
-        events = [e for e in events if e.status == EventStatus.PARKED]
+    # A held instance's pending events wait for the failed one to be retried or skipped.
+    statuses = (EventStatus.PARKED,) if instances_held([instance.pk]) else (EventStatus.PENDING, EventStatus.PARKED)
+    events = open_events([instance.pk], statuses=statuses).get(instance.pk, [])
     batch = ApplyBatch(now)
     batch.run(instance, events, version_id=version_id, state_changed=True)
     batch.save()
