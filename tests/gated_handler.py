@@ -23,6 +23,8 @@ LONGEST_WAIT_SECONDS = 120
 
 @register_handler("gated")
 def gated(definition, state, context, event):
+    """As declarative, but with GATED_HANDLER_DIR set it waits inside the call until the test opens
+    the gate, so that a test knows a worker holds an instance's row lock."""
     gate = os.environ.get(GATE_ENV)
     if gate:
         directory = Path(gate)
@@ -48,7 +50,8 @@ def open_gate(directory: Path) -> None:
 
 @register_handler("failing_for_x")
 def failing_for_x(definition, state, context, event):
-    """Raises for transaction "X": a handler with a bug, as a business's own handler may have."""
+    """As declarative, but raises for transaction "X": a handler with a bug, as a business's own
+    handler may have."""
     if event["transaction_id"] == "X":
         raise ValueError("this handler cannot decide transaction X")
     return declarative(definition, state, context, event)

@@ -13,11 +13,18 @@ from models_registry.handlers import APPLY, Decision, declarative, register_hand
 
 
 def _puppet(definition, state, context, event):
+    """As declarative, but an event whose data has "move_to" applies that target, whatever the
+    instance's state and the model's transitions say."""
     target = (event.get("data") or {}).get("move_to")
     if target is None:
         return declarative(definition, state, context, event)
     return Decision(APPLY, target=target)
 
 
-register_handler("puppet")(_puppet)
-register_handler("puppet_ignoring_sources", follows_sources=False)(_puppet)
+register_handler("puppet", reads={"*": ["move_to"]})(_puppet)
+register_handler(
+    "puppet_ignoring_sources",
+    follows_sources=False,
+    description='As puppet, registered as not following the transitions\' "from" lists (as forward_only is).',
+    reads={"*": ["move_to"]},
+)(_puppet)

@@ -11,8 +11,21 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models_registry import handlers
 from models_registry.definition import Definition
-from models_registry.handlers import APPLY, IGNORE, PARK, Decision, declarative, forward_only, get_handler
+from models_registry.handlers import (
+    APPLY,
+    IGNORE,
+    PARK,
+    Decision,
+    HandlerInfo,
+    declarative,
+    forward_only,
+    get_handler,
+    handler_catalogue,
+    handler_names,
+    register_handler,
+)
 from models_registry.validation import document_validate
 from tests.conftest import EXAMPLES
 from tests.reference_replay import replay
@@ -339,3 +352,92 @@ def test_engine_replay_of_the_example_stream_matches_the_readme():
     ]
     assert result["ORD-1003"]["outcomes"]["shop-4"] == "ignored"
     assert result == without_duplicates(replay(document, envelopes))
+
+
+# --- the registry's catalogue: what the designer and GET /api/v1/handlers show -----------------------
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """Handlers registered in a test are forgotten after it."""
+    for name in ("_HANDLERS", "_IGNORES_SOURCES", "_DESCRIPTIONS", "_READS"):
+        monkeypatch.setattr(handlers, name, copy.copy(getattr(handlers, name)))
+
+
+def loan_scoring(definition, state, context, event):
+    """Approves a loan whose score clears the model's
+    threshold, and declines the others.
+
+    Details for developers, not shown to the people choosing a handler.
+    """
+    return declarative(definition, state, context, event)
+
+
+def test_a_registration_describes_the_handler_by_its_docstring_and_declares_what_it_reads(registry):
+    register_handler("loan_scoring", reads={"loan.scored": ["score", "limit", "score"], "loan.withdrawn": []})(
+        loan_scoring
+    )
+
+    [info] = [info for info in handler_catalogue() if info.name == "loan_scoring"]
+
+    assert info == HandlerInfo(
+        name="loan_scoring",
+        description="Approves a loan whose score clears the model's threshold, and declines the others.",
+        reads={"loan.scored": ["score", "limit"], "loan.withdrawn": []},
+    )
+
+
+def test_a_registration_may_say_its_description_and_defaults_to_none(registry):
+    register_handler("said", description="Said in the registration.", reads={"*": ("applicant.id",)})(loan_scoring)
+    register_handler("undocumented")(
+        lambda definition, state, context, event: declarative(definition, state, context, event)
+    )
+
+    catalogue = {info.name: info for info in handler_catalogue()}
+
+    assert catalogue["said"] == HandlerInfo("said", "Said in the registration.", {"*": ["applicant.id"]})
+    assert catalogue["undocumented"] == HandlerInfo("undocumented", "", {})
+
+
+@pytest.mark.parametrize(
+    ("reads", "complaint"),
+    [
+        ({"loan.scored": "score"}, r"reads\['loan.scored'\] must be a list of data field names"),
+        ({"loan.scored": ["score", ""]}, r"reads\['loan.scored'\] must be a list"),
+        ({"loan.scored": 3}, r"reads\['loan.scored'\] must be a list"),
+        ({"": ["score"]}, "an event type in reads must be a non-empty string"),
+        (["loan.scored"], "reads must map event types to lists of data fields"),
+    ],
+)
+def test_a_malformed_declaration_is_refused_when_the_module_is_imported(registry, reads, complaint):
+    with pytest.raises(TypeError, match=complaint):
+        register_handler("loan_scoring", reads=reads)
+
+    assert "loan_scoring" not in handler_names()
+
+
+def test_the_catalogue_lists_every_handler_by_name_and_cannot_be_changed_through_it(registry):
+    register_handler("a_first", reads={"x": ["y"]})(loan_scoring)
+
+    catalogue = handler_catalogue()
+    catalogue[0].reads["x"].append("z")
+
+    assert [info.name for info in catalogue] == handler_names()
+    assert handler_catalogue()[0].reads == {"x": ["y"]}
+
+
+def test_the_shipped_and_the_projects_own_handlers_are_described():
+    import tests.failing_handlers  # noqa: F401 - registers explodes_until_fixed and jumps_ahead
+    import tests.gated_handler  # noqa: F401 - registers gated and failing_for_x
+    import tests.rogue_handlers  # noqa: F401 - registers puppet and puppet_ignoring_sources
+
+    catalogue = {info.name: info for info in handler_catalogue()}
+
+    assert catalogue["declarative"].description.startswith("The model's transition table, as the spec says: ")
+    assert "parked" in catalogue["declarative"].description
+    assert catalogue["forward_only"].description.startswith("Furthest step wins, for sources that report out of")
+    assert catalogue["declarative"].reads == catalogue["forward_only"].reads == {}
+    assert catalogue["jumps_ahead"].reads == {"*": ["jump"]}
+    assert catalogue["puppet_ignoring_sources"].reads == {"*": ["move_to"]}
+    undescribed = [name for name, info in catalogue.items() if not info.description]
+    assert undescribed == []

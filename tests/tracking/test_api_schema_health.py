@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db
 
 OPERATIONS = {
     ("/api/v1/events", "post"),
+    ("/api/v1/handlers", "get"),
     ("/api/v1/instances", "get"),
     ("/api/v1/instances/{model_id}/{transaction_id}", "get"),
     ("/api/v1/models", "get"),

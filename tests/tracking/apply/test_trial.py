@@ -23,6 +23,7 @@ EXAMPLE = yaml.safe_load((EXAMPLES / "order-fulfilment.yaml").read_text())
 
 @register_handler("trial_explodes")
 def _explodes(definition, state, context, event):
+    """Raises for every event: a business's handler with a bug."""
     raise RuntimeError("the business's handler has a bug")
 
 
