@@ -3,27 +3,28 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from models_registry.definition import DefinitionError
-from models_registry.services import model_import, parse_documents
+from models_registry.documents import ModelFileSyntaxError, parse_model_file
+from models_registry.services import model_import
 
 
 class Command(BaseCommand):
     help = (
         "Import status models from YAML or JSON files (one or more documents per file). Each valid "
         "document becomes a new published version unless it equals the model's latest version. "
-        "Nothing is imported from a file that holds an invalid document."
+        "Nothing is imported from a file that holds an invalid document, and nothing at all when a "
+        "file cannot be read or is not well-formed YAML or JSON: that is said in one line, "
+        "FILE:LINE:COLUMN: what is wrong."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", metavar="FILE")
 
     def handle(self, *args, files, **options):
+        # Every file is read before any is imported, so that a typo in the last one leaves the
+        # models of the others as they were.
+        parsed = [(filename, self._documents(filename)) for filename in files]
         failed = False
-        for filename in files:
-            try:
-                with open(filename, encoding="utf-8") as handle:
-                    documents = parse_documents(handle.read(), filename=filename)
-            except (OSError, ValueError) as exc:
-                raise CommandError(f"{filename}: cannot read: {exc}") from exc
+        for filename, documents in parsed:
             for index, document in enumerate(documents):
                 try:
                     version, created = model_import(document=document)
@@ -37,3 +38,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"{version.model.key}: {verb} version {version.number}")
         if failed:
             raise CommandError("some documents were invalid and were not imported")
+
+    @staticmethod
+    def _documents(filename: str) -> list:
+        try:
+            with open(filename, "rb") as handle:
+                content = handle.read()
+        except OSError as exc:
+            raise CommandError(f"{filename}: cannot read: {exc.strerror or exc}") from exc
+        try:
+            return parse_model_file(content, filename=filename)
+        except ModelFileSyntaxError as exc:
+            raise CommandError(str(exc)) from exc
