@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from statustracker.health import HealthCheckApi
 from tracking.metrics import metrics_view
+from tracking.progress import preview as progress_preview
 from tracking.progress import views as tracking_views
 
 urlpatterns = [
@@ -18,4 +19,6 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("track/<str:token>/", tracking_views.instance_page, name="tracking-page"),
     path("track/<str:token>/live", tracking_views.instance_page_live, name="tracking-page-live"),
+    # Staff only: the customer page of any state of a model's draft or version, for a made-up request.
+    path("admin-preview/<str:model_id>/", progress_preview.model_preview, name="progress-preview"),
 ]

@@ -21,7 +21,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from models_registry.definition import parse_iso_duration
-from tracking.progress.milestones import CURRENT, REACHED, instance_milestones, milestone_groups
+from tracking.progress.milestones import (
+    AWAY,
+    BRANCH,
+    CERTAIN,
+    CURRENT,
+    REACHED,
+    TERMINAL_KINDS,
+    BranchPlan,
+    instance_milestones,
+    milestone_groups,
+    outcome_element,
+)
+from tracking.progress.milestones import UPCOMING as UPCOMING_MILESTONE
 
 DONE, UPCOMING, FAILED, NOT_REACHED = "done", "upcoming", "failed", "not_reached"
 ACTIVE, SUCCEEDED, FAILURE, IN_EXCEPTION = "active", "succeeded", "failed", "in_exception"
@@ -45,6 +57,10 @@ class PageStep:
     reached_at: datetime | None
     outcome: str = ""  # "success" or "failure" on the outcome step
     is_current: bool = False
+    # A neutral step where the path ahead branches: "decision" when one way ends in failure,
+    # "outcome" when every way is a success, "route" otherwise; ``options`` names the ways.
+    branch: str = ""
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,11 +183,12 @@ def _display_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _outcome_state(document: Mapping[str, Any], state: str, grouped: set[str]) -> dict | None:
+def _outcome_state(document: Mapping[str, Any], state: str, grouped: set[str], seen: Mapping[str, str]) -> dict | None:
     """The terminal state shown as the bar's last step, or None when the milestones end the bar.
 
     An instance that ended shows its own outcome (unless a milestone holds it); one still going
-    shows the first success state, unless the model's milestones hold a success state already.
+    shows the first success state it can still reach (the first of all when it can reach none),
+    unless the model's milestones hold a success state already.
     """
     states = document["states"]
     current = next((s for s in states if s["key"] == state), None)
@@ -180,7 +197,43 @@ def _outcome_state(document: Mapping[str, Any], state: str, grouped: set[str]) -
     successes = [s for s in states if s.get("kind") == "success"]
     if any(s["key"] in grouped for s in successes):
         return None
-    return successes[0] if successes else None
+    ahead = [s for s in successes if seen.get(outcome_element(s["key"]), CERTAIN) != AWAY]
+    return (ahead or successes or [None])[0]
+
+
+def _fold_branches(entries: Sequence[PageStep | str], plan: BranchPlan, origin: str) -> list[PageStep]:
+    """Steps as they are, and each run of elements that lie on one branch only as one neutral step."""
+    steps: list[PageStep] = []
+    run: list[str] = []
+    labels = {state["key"]: state["label"] for state in plan.document["states"]}
+
+    def close_run() -> None:
+        if not run:
+            return
+        options = plan.options(origin, run)
+        kinds = {plan.kinds[option] for option in options}
+        branch = "decision" if "failure" in kinds else "outcome" if kinds == {"success"} else "route"
+        steps.append(
+            PageStep(
+                key=f"branch:{run[0]}",
+                label=" / ".join(labels[option] for option in options),
+                description="",
+                status=UPCOMING,
+                reached_at=None,
+                branch=branch,
+                options=tuple(labels[option] for option in options),
+            )
+        )
+        run.clear()
+
+    for entry in entries:
+        if isinstance(entry, str):
+            run.append(entry)
+        else:
+            close_run()
+            steps.append(entry)
+    close_run()
+    return steps
 
 
 def build_page(
@@ -194,8 +247,12 @@ def build_page(
     stats: Mapping[str, MilestoneStats] | None,
     minimum_completed: int,
     now: datetime,
+    plan: BranchPlan | None = None,
 ) -> CustomerPage:
-    """Everything the page shows for an instance in ``state`` with this history (oldest first)."""
+    """Everything the page shows for an instance in ``state`` with this history (oldest first).
+
+    ``plan`` is the model's ``BranchPlan``; callers that show many pages of one version pass the one
+    made for it (``tracking.progress.selectors.version_branch_plan``), others leave it out."""
     states = {s["key"]: s for s in document["states"]}
     current_state = states.get(state, {"key": state, "label": state, "kind": "step"})
     kind = current_state.get("kind", "step")
@@ -203,43 +260,72 @@ def build_page(
 
     milestones = instance_milestones(_StateOnly(state), document, history)
     grouped = {s for m in milestones for s in m["states"]}
-    steps: list[PageStep] = []
-    position = 0
-    for index, milestone in enumerate(milestones, start=1):
+    plan = plan or BranchPlan.from_document(document)
+    visited = {row.to_state for row in history} | {state}
+    # The path ahead is seen from where the instance is; an ended one from where it ended.
+    origin = state
+    if status == FAILURE:
+        origin = next(
+            (
+                row.to_state
+                for row in reversed(history)
+                if plan.kinds.get(row.to_state, "failure") not in TERMINAL_KINDS
+            ),
+            document.get("initial_state", state),
+        )
+    seen = plan.seen_from(origin) if origin in plan.kinds else {}
+
+    # Each entry is a step, or the name of an element of the bar that lies on one branch only.
+    entries: list[PageStep | str] = []
+    for milestone in milestones:
+        key, states_of_milestone = milestone["key"], set(milestone["states"])
+        been_there = bool(visited & states_of_milestone)
+        if milestone["status"] == UPCOMING_MILESTONE:
+            fate = seen.get(key, CERTAIN)
+            if fate == AWAY or (fate == BRANCH and status == FAILURE):
+                continue  # on a branch the instance cannot take (any more)
+            if fate == BRANCH:
+                entries.append(key)
+                continue
+        elif milestone["status"] == REACHED and not been_there and not plan.fits_path(key, visited):
+            continue  # "passed" only by position, on a branch the instance did not take
         step_status = {REACHED: DONE, CURRENT: CURRENT}.get(milestone["status"], UPCOMING)
         if status == FAILURE and step_status == UPCOMING:
             step_status = NOT_REACHED
-        if status == FAILURE and state in milestone["states"]:
+        if status == FAILURE and state in states_of_milestone:
             step_status = FAILED
-        if milestone["status"] == CURRENT or state in milestone["states"]:
-            position = index
-        steps.append(
+        entries.append(
             PageStep(
-                key=milestone["key"],
+                key=key,
                 label=milestone["label"],
                 description=milestone.get("description", ""),
                 status=step_status,
                 reached_at=milestone["reached_at"] if step_status in (DONE, CURRENT, FAILED) else None,
+                is_current=milestone["status"] == CURRENT or state in states_of_milestone,
             )
         )
 
     last_arrival = {row.to_state: row.occurred_at for row in history}
-    outcome = _outcome_state(document, state, grouped)
+    outcome = _outcome_state(document, state, grouped, seen)
     if outcome is not None:
         outcome_kind = outcome.get("kind")
         reached = outcome["key"] == state
-        steps.append(
-            PageStep(
-                key=outcome["key"],
-                label=outcome["label"],
-                description=outcome.get("description", ""),
-                status=(FAILED if outcome_kind == "failure" else DONE) if reached else UPCOMING,
-                reached_at=last_arrival.get(outcome["key"]) if reached else None,
-                outcome=outcome_kind,
+        if not reached and seen.get(outcome_element(outcome["key"])) == BRANCH:
+            entries.append(outcome_element(outcome["key"]))
+        else:
+            entries.append(
+                PageStep(
+                    key=outcome["key"],
+                    label=outcome["label"],
+                    description=outcome.get("description", ""),
+                    status=(FAILED if outcome_kind == "failure" else DONE) if reached else UPCOMING,
+                    reached_at=last_arrival.get(outcome["key"]) if reached else None,
+                    outcome=outcome_kind,
+                    is_current=reached,
+                )
             )
-        )
-        if reached:
-            position = len(steps)
+    steps = _fold_branches(entries, plan, origin)
+    position = max((i for i, step in enumerate(steps, start=1) if step.is_current), default=0)
     if not steps:
         # A model with neither step nor success states: the state itself is the only step.
         steps.append(

@@ -17,7 +17,7 @@ from models_registry.definition import Definition
 from models_registry.selectors import version_definition
 from tracking.models import EventStatus, InboxEvent, InstanceStatus, ProcessInstance, TransitionRecord
 from tracking.progress.customer_page import CustomerPage, HistoryRow, MilestoneStats, build_page, completion_stats
-from tracking.progress.milestones import instance_milestones
+from tracking.progress.milestones import BranchPlan, instance_milestones
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,24 @@ def version_completion_stats(*, version_id: int) -> dict[str, MilestoneStats]:
     return stats
 
 
+# version id -> (the Definition it was made from, its BranchPlan). Checked against the definition
+# cache by identity, so that a cleared cache (tests reuse primary keys) never serves a stale plan.
+_branch_plans: dict[int, tuple[Definition, BranchPlan]] = {}
+BRANCH_PLANS_KEPT = 512
+
+
+def version_branch_plan(*, version_id: int) -> BranchPlan:
+    """Where a version's paths branch, for the customer page: made once per version and process."""
+    definition = version_definition(version_id=version_id)
+    cached = _branch_plans.get(version_id)
+    if cached is None or cached[0] is not definition:
+        if len(_branch_plans) >= BRANCH_PLANS_KEPT:
+            _branch_plans.clear()
+        cached = (definition, BranchPlan.from_document(definition.document))
+        _branch_plans[version_id] = cached
+    return cached[1]
+
+
 def instance_customer_page(*, instance: ProcessInstance, now: datetime) -> CustomerPage:
     """What the customer page shows: the history is one query; definition and statistics are cached."""
     definition = version_definition(version_id=instance.version_id)
@@ -209,4 +227,5 @@ def instance_customer_page(*, instance: ProcessInstance, now: datetime) -> Custo
         stats=stats,
         minimum_completed=settings.STATUSTRACKER_ETA_MIN_COMPLETED,
         now=now,
+        plan=version_branch_plan(version_id=instance.version_id),
     )
