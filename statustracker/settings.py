@@ -339,5 +339,14 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # A Celery worker logs two INFO lines per task ("received", "succeeded in"), beat one per
+        # task it sends: thousands a minute under load. Failures and retries are logged at WARNING
+        # or above either way; CELERY_TASK_LOG_LEVEL=INFO shows every task again.
+        **{
+            name: {"level": env.str("CELERY_TASK_LOG_LEVEL", default="WARNING")}
+            for name in ("celery.worker.strategy", "celery.app.trace", "celery.beat")
+        },
+    },
 }

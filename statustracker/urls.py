@@ -1,15 +1,21 @@
-"""The project's URLs: admin, API, API docs, health, metrics and the customer's page."""
+"""The project's URLs: front page, admin, API, API docs, health, metrics and the customer's page."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from statustracker.health import HealthCheckApi
+from statustracker.home import home_page
 from tracking.metrics import metrics_view
 from tracking.progress import preview as progress_preview
 from tracking.progress import views as tracking_views
 
+admin.site.site_header = "statustracker"
+admin.site.site_title = "statustracker admin"
+admin.site.index_title = "Status models, instances and events"
+
 urlpatterns = [
+    path("", home_page, name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tracking.urls")),
     path("api/v1/", include("models_registry.urls")),

@@ -7,7 +7,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from models_registry.admin import ModelVersionAdmin
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, StatusModel
 from models_registry.selectors import version_definition
 from tracking.models import DeadLetter, InboxEvent, ProcessInstance, ShardLease, TransitionRecord
 from tracking.operations.failed_events import events_retry_failed, events_skip_failed
@@ -16,7 +16,48 @@ from tracking.progress.links import instance_tracking_link_renew, instance_track
 from tracking.progress.selectors import version_state_counts
 
 
+def shortened(value: str, limit: int):
+    """A long value cut to ``limit`` characters for a list column, whole in its tooltip; the
+    object's own page shows it in full."""
+    if len(value) <= limit:
+        return value
+    return format_html('<span title="{}">{}…</span>', value, value[:limit])
+
+
+def state_labels(version_id: int | None) -> dict[str, str]:
+    """The labels of a version's states by key (definitions are cached per process)."""
+    if version_id is None:
+        return {}
+    document = version_definition(version_id=version_id).document
+    return {state["key"]: state.get("label") or state["key"] for state in document["states"]}
+
+
+def state_label(version_id: int | None, key: str) -> str:
+    if not key:
+        return "-"
+    return state_labels(version_id).get(key, key)
+
+
+class StatusModelListFilter(admin.SimpleListFilter):
+    """The model filter by name rather than by id; same query parameter as the field's own filter."""
+
+    title = "model"
+    parameter_name = "model__id__exact"
+
+    def lookups(self, request, model_admin):
+        return [(str(model.pk), model.name) for model in StatusModel.objects.all()]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(model_id=self.value())
+        return queryset
+
+
 class ReadOnlyAdminMixin:
+    class Media:
+        # Long values wrap in the lists rather than widen them past 1280 px.
+        css = {"all": ["tracking/admin_lists.css"]}
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -26,10 +67,20 @@ class ReadOnlyAdminMixin:
 
 class TransitionRecordInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = TransitionRecord
-    fields = ["from_state", "to_state", "occurred_at", "recorded_at", "event", "actor", "note"]
+    fields = ["from_label", "to_label", "occurred_at", "recorded_at", "event", "actor", "note"]
     readonly_fields = fields
     extra = 0
     can_delete = False
+
+    # Labels of the version the instance is on now; a state it no longer has (after a migration)
+    # keeps its key.
+    @admin.display(description="from")
+    def from_label(self, obj):
+        return state_label(obj.instance.version_id, obj.from_state)
+
+    @admin.display(description="to")
+    def to_label(self, obj):
+        return state_label(obj.instance.version_id, obj.to_state)
 
 
 class MoveForm(forms.Form):
@@ -39,24 +90,57 @@ class MoveForm(forms.Form):
 
 @admin.register(ProcessInstance)
 class ProcessInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["transaction_id", "model", "state", "status", "version", "updated_at"]
-    list_filter = ["status", "model"]
+    # Labels, not keys: the model's name, the state's label, the status in words. Transaction ids
+    # can be long: the list shows their start, the instance's page all of it.
+    list_display = ["short_transaction_id", "model_name", "state_name", "status", "version_number", "updated_at"]
+    list_display_links = ["short_transaction_id"]
+    list_filter = ["status", StatusModelListFilter]
     search_fields = ["transaction_id"]
     list_select_related = ["model", "version"]
     readonly_fields = [
-        "model", "version", "transaction_id", "state", "status", "context",
+        "model", "version", "transaction_id", "state_with_key", "status", "context",
         "created_at", "started_at", "state_entered_at", "updated_at", "move_link", "customer_link",
     ]  # fmt: skip
     inlines = [TransitionRecordInline]
     show_full_result_count = False
     actions = ["renew_customer_links"]
 
+    @admin.display(description="transaction id", ordering="transaction_id")
+    def short_transaction_id(self, obj):
+        return shortened(obj.transaction_id, 40)
+
+    @admin.display(description="model", ordering="model__key")
+    def model_name(self, obj):
+        if obj.version_id is None:
+            return obj.model.key
+        return version_definition(version_id=obj.version_id).document.get("name") or obj.model.key
+
+    @admin.display(description="state", ordering="state")
+    def state_name(self, obj):
+        return state_label(obj.version_id, obj.state)
+
+    @admin.display(description="state")
+    def state_with_key(self, obj):
+        label = state_label(obj.version_id, obj.state)
+        return label if label in (obj.state, "-") else f"{label} ({obj.state})"
+
+    @admin.display(description="version", ordering="version__number")
+    def version_number(self, obj):
+        return f"v{obj.version.number}" if obj.version_id else "-"
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and obj.version_id:
+            # On the host and port this page was reached on, as the API's tracking_url: a display
+            # callable gets no request, so the link is made here.
+            obj.customer_url = instance_tracking_url(instance=obj, request=request)
+        return obj
+
     @admin.display(description="Customer link")
     def customer_link(self, obj):
-        if not obj.pk or not obj.version_id:
+        url = getattr(obj, "customer_url", None)
+        if not obj.pk or not url:
             return "-"
-        # On STATUSTRACKER_PUBLIC_URL, the host customers reach, not the one the admin is served on.
-        url = instance_tracking_url(instance=obj)
         return format_html(
             '<input type="text" readonly value="{}" size="90" aria-label="Customer link"> <a href="{}" '
             'target="_blank" rel="noopener noreferrer">Open</a><div class="help">Copy it for the customer. '
@@ -91,7 +175,8 @@ class ProcessInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return redirect("admin:tracking_processinstance_change", pk)
         definition = version_definition(version_id=instance.version_id)
         form = MoveForm(request.POST or None)
-        form.fields["target"].choices = [(key, key) for key in definition.kinds if key != instance.state]
+        labels = state_labels(instance.version_id)
+        form.fields["target"].choices = [(key, labels[key]) for key in definition.kinds if key != instance.state]
         if request.method == "POST" and form.is_valid():
             instance_move_manually(
                 instance_id=instance.pk,
@@ -99,7 +184,7 @@ class ProcessInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 actor=request.user,
                 note=form.cleaned_data["note"],
             )
-            messages.success(request, f"Moved to {form.cleaned_data['target']}.")
+            messages.success(request, f"Moved to {labels[form.cleaned_data['target']]}.")
             return redirect("admin:tracking_processinstance_change", pk)
         context = {**self.admin_site.each_context(request), "form": form, "instance": instance, "opts": self.opts}
         return render(request, "admin/tracking/processinstance/move.html", context)
@@ -113,19 +198,21 @@ class ProcessInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Few, short columns, so that the list fits 1280 px beside the filters; the event's page has
     # everything (model, source, times, duplicates); the list is in arrival order, newest first.
-    list_display = ["event_id", "event_type", "status", "short_reason"]
-    list_filter = ["status", "source_kind", "model"]
+    list_display = ["short_event_id", "event_type", "status", "short_reason"]
+    list_filter = ["status", "source_kind", StatusModelListFilter]
     search_fields = ["event_id", "instance__transaction_id"]
     list_select_related = ["model"]
     readonly_fields = [f.name for f in InboxEvent._meta.fields]
     show_full_result_count = False
     actions = ["retry_failed", "skip_failed"]
 
+    @admin.display(description="event id", ordering="event_id")
+    def short_event_id(self, obj):
+        return shortened(obj.event_id, 40)
+
     @admin.display(description="reason")
     def short_reason(self, obj):
-        if len(obj.reason) <= 60:
-            return obj.reason
-        return format_html('<span title="{}">{}…</span>', obj.reason, obj.reason[:60])
+        return shortened(obj.reason, 60)
 
     def has_repair_permission(self, request) -> bool:
         return request.user.has_perm("tracking.change_inboxevent")
@@ -143,11 +230,20 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["received_at", "source_kind", "source_ref", "field", "reason"]
+    # Where from and why, cut short so that the list fits 1280 px; the dead letter's page has all of it.
+    list_display = ["received_at", "source_kind", "short_source_ref", "field", "short_reason"]
     list_filter = ["source_kind"]
     search_fields = ["source_ref", "reason"]
     readonly_fields = ["received_at", "source_kind", "source_ref", "field", "reason", "raw_text"]
     exclude = ["raw"]
+
+    @admin.display(description="source ref", ordering="source_ref")
+    def short_source_ref(self, obj):
+        return shortened(obj.source_ref, 40)
+
+    @admin.display(description="reason")
+    def short_reason(self, obj):
+        return shortened(obj.reason, 60)
 
     @admin.display(description="Raw input")
     def raw_text(self, obj):
@@ -158,9 +254,10 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class ShardLeaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The Kinesis consumer at a glance: who reads each shard, how far behind, how fast."""
 
+    # What tells whether the consumer keeps up, so that the list fits 1280 px beside the filters;
+    # the lease's page adds its expiry, the records processed, the checkpoint itself.
     list_display = [
-        "stream", "shard_id", "owner", "lag", "records_per_second_display", "last_checkpoint_at",
-        "records_processed", "finished", "lease_expires_at",
+        "stream", "shard_id", "short_owner", "lag", "records_per_second_display", "last_checkpoint_at", "finished",
     ]  # fmt: skip
     list_filter = ["stream", "finished", "owner"]
     search_fields = ["shard_id", "owner"]
@@ -169,6 +266,10 @@ class ShardLeaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Deleting a lease would lose its checkpoint: the shard would be read again from the start.
         return False
+
+    @admin.display(description="owner", ordering="owner")
+    def short_owner(self, obj):
+        return shortened(obj.owner, 24) or "-"
 
     @admin.display(description="Lag", ordering="millis_behind_latest")
     def lag(self, obj):
@@ -190,3 +291,7 @@ admin.site.unregister(ModelVersion)
 class ModelVersionWithInstancesAdmin(ModelVersionAdmin):
     def state_counts(self, obj) -> dict[str, int]:
         return version_state_counts(version_id=obj.pk)
+
+
+# The designer, with "try it", the customer page preview and instance counts per version.
+from tracking import designer_admin  # noqa: E402, F401

@@ -126,7 +126,8 @@ class ProcessInstance(FSMModelMixin, models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model_id}/{self.transaction_id}"
+        # The model's id as producers send it, not its primary key ("order-fulfilment · SIM-123").
+        return f"{self.model.key} · {self.transaction_id}"
 
     # --- State changes -----------------------------------------------------------------------
     # Every change of ``state`` is one of four django-fsm transitions, each with conditions that

@@ -616,7 +616,8 @@ def test_the_estimate_is_hidden_below_the_minimum(client, settings):
     response = page(client, instance)
 
     assert "estimate-range" not in response.content.decode()
-    assert "No estimate yet: we show one once 5 have been completed." in text(response)
+    # In words a customer understands: no internal count, no "completed".
+    assert "No estimate yet: an estimate appears once we have seen enough similar requests." in text(response)
 
     completed_orders(5, seed_minutes=[600, 900])  # 9 now, but the statistics are cached...
     assert "estimate-range" not in page(client, instance).content.decode()
@@ -634,6 +635,51 @@ def test_an_estimate_that_has_passed_says_so_instead_of_showing_past_dates(clien
 
     assert "Later than usual" in body
     assert "Between" not in body
+
+
+def test_an_estimate_within_a_minute_is_one_time_not_a_range(client, settings):
+    settings.STATUSTRACKER_ETA_MIN_COMPLETED = 3
+    load_example_model()
+    # Given three orders that each took exactly 90 minutes from payment to delivery
+    for i in range(3):
+        paid = T0 + timedelta(days=i, minutes=10)
+        send(
+            event(f"DONE-{i}", "order.placed", paid - timedelta(minutes=10)),
+            event(f"DONE-{i}", "payment.captured", paid),
+            event(f"DONE-{i}", "warehouse.packed", paid + timedelta(minutes=30)),
+            event(f"DONE-{i}", "carrier.picked_up", paid + timedelta(minutes=60)),
+            event(f"DONE-{i}", "carrier.delivered", paid + timedelta(minutes=90)),
+        )
+    reached = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(minutes=1)
+    send(event("MINE", "order.placed", reached - timedelta(hours=1)), event("MINE", "payment.captured", reached))
+
+    # When the customer opens the page (in English and in German)
+    english = page(client, ProcessInstance.objects.get(transaction_id="MINE"))
+    german = client.get(
+        path_of(instance_tracking_url(instance=ProcessInstance.objects.get(transaction_id="MINE"))),
+        HTTP_ACCEPT_LANGUAGE="de",
+    )
+
+    # Then the estimate is one time, not "between 1:26 and 1:26"
+    estimate = re.search(r'<section class="card estimate".*?</section>', english.content.decode(), flags=re.S).group(0)
+    expected = (reached + timedelta(minutes=90)).isoformat(timespec="seconds")
+    assert re.findall(r'<time datetime="([^"]+)"', estimate) == [expected], text(english)
+    assert "Between" not in text(english)
+    assert "Around" in text(english)
+    assert "8 in 10 finished within a minute of this time" in text(english)
+    assert "Gegen" in text(german)
+    assert "Zwischen" not in text(german)
+
+
+def test_the_estimate_without_enough_history_reads_in_german_too(client, settings):
+    settings.STATUSTRACKER_ETA_MIN_COMPLETED = 5
+    load_example_model()
+    send(event("MINE", "order.placed", datetime.now(tz=UTC)))
+    instance = ProcessInstance.objects.get(transaction_id="MINE")
+
+    response = client.get(path_of(instance_tracking_url(instance=instance)), HTTP_ACCEPT_LANGUAGE="de")
+
+    assert "Noch keine Schätzung: Sie erscheint, sobald wir genügend ähnliche Anfragen gesehen haben." in text(response)
 
 
 # --- language ---------------------------------------------------------------------------------
@@ -659,7 +705,8 @@ def test_the_admin_shows_the_link_and_revokes_it(admin_client):
     old_url = instance_tracking_url(instance=instance)
 
     change = admin_client.get(f"/admin/tracking/processinstance/{instance.pk}/change/")
-    assert html.escape(old_url) in change.content.decode()
+    # On the host the admin was reached on, as the API's tracking_url.
+    assert html.escape(f"http://testserver{path_of(old_url)}") in change.content.decode()
 
     admin_client.post(
         "/admin/tracking/processinstance/",

@@ -89,6 +89,11 @@ class Estimate:
         """Whole days are precise enough for a wide range; a narrow one shows times."""
         return bool(self.earliest and self.latest and self.latest - self.earliest >= timedelta(days=1))
 
+    @property
+    def is_one_time(self) -> bool:
+        """A range within a minute would read "between 1:26 and 1:26": the page shows one time."""
+        return bool(self.earliest and self.latest and self.latest - self.earliest < timedelta(minutes=1))
+
 
 @dataclass(frozen=True)
 class CustomerPage:

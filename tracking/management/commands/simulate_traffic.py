@@ -1,6 +1,7 @@
 """``simulate_traffic``: simulated orders for the example model, for demos."""
 
 import json
+import signal
 import time
 
 from django.conf import settings
@@ -14,7 +15,8 @@ from tracking.models import SourceKind
 class Command(BaseCommand):
     help = (
         "Send simulated order traffic for the example model (order-fulfilment), for demos and local runs: "
-        "to a Kinesis stream with --stream, otherwise straight into the inbox. Stops after --events, or never."
+        "to a Kinesis stream with --stream, otherwise straight into the inbox. Stops after --events, or on "
+        "Ctrl-C / SIGTERM (after the event in hand, exit status 0)."
     )
 
     def add_arguments(self, parser):
@@ -32,13 +34,30 @@ class Command(BaseCommand):
         sent = 0
         interval = 1.0 / rate if rate > 0 else 0
         next_at = time.monotonic()
-        while not events or sent < events:
-            send(next(traffic))
-            sent += 1
-            if sent % 100 == 0:
-                self.stdout.write(f"simulate_traffic: {sent} events sent")
-            next_at += interval
-            time.sleep(max(0.0, next_at - time.monotonic()))
+        # Ctrl-C in `make run` reaches every process: stop after the event in hand, with one line
+        # rather than a traceback from wherever the interrupt fell (often deep in botocore).
+        stopping = []
+
+        def request_stop(signum, frame):
+            stopping.append(signum)
+            # A second signal stops at once, without waiting for the event in hand.
+            signal.signal(signum, signal.SIG_DFL)
+
+        previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stopping and (not events or sent < events):
+                send(next(traffic))
+                sent += 1
+                if sent % 100 == 0:
+                    self.stdout.write(f"simulate_traffic: {sent} events sent")
+                next_at += interval
+                while not stopping and time.monotonic() < next_at:
+                    time.sleep(min(0.2, next_at - time.monotonic()))
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if stopping:
+            self.stdout.write(f"simulate_traffic: stopped after {sent} events")
 
     @staticmethod
     def _inbox_sender(envelope: dict) -> None:
