@@ -76,9 +76,9 @@ class ModelListApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField(source="key")
-        name = serializers.CharField()
-        description = serializers.CharField(allow_blank=True)
-        handler = serializers.CharField()
+        name = serializers.CharField(source="latest_document.name")
+        description = serializers.CharField(source="latest_document.description", allow_blank=True)
+        handler = serializers.CharField(source="latest_document.handler")
         latest_version = serializers.IntegerField()
         updated_at = serializers.DateTimeField()
 

@@ -1,18 +1,21 @@
 """Status model definitions.
 
-A ``StatusModel`` is the editable draft (its states and transitions are rows, so the admin can
-edit them as inlines); publishing it validates the draft and freezes it into an immutable
-``ModelVersion`` holding the canonical document. Instances are pinned to a version.
+A ``StatusModel`` holds the editable draft, a status model document that may still have errors;
+publishing it validates the draft and freezes it into an immutable ``ModelVersion`` holding the
+canonical document. Instances are pinned to a version.
 """
 
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from models_registry.definition import DEFAULT_PARK_TTL, MODEL_ID_RE, STATE_KEY_RE, STATE_KINDS
+from models_registry.definition import MODEL_ID_RE
 
 
 class StatusModel(models.Model):
+    """A model id and its draft: the document the designer edits, kept as it is (errors and all)
+    until it is published. Only the model id and the queue live outside the document."""
+
     key = models.CharField(
         "model id",
         max_length=64,
@@ -20,14 +23,7 @@ class StatusModel(models.Model):
         validators=[RegexValidator(MODEL_ID_RE, "Must match [a-z0-9][a-z0-9._-]{0,63}.")],
         help_text="The id carried on every event (model_id).",
     )
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    handler = models.CharField(max_length=64, default="declarative")
-    initial_state = models.CharField(max_length=64)
-    start_events = models.JSONField(default=list, blank=True, help_text="Event types that may create an instance.")
-    park_ttl = models.CharField(max_length=32, default=DEFAULT_PARK_TTL, help_text="ISO 8601 duration, e.g. P7D.")
-    milestones = models.JSONField(default=list, blank=True)
-    display = models.JSONField(default=list, blank=True)
+    draft = models.JSONField(default=dict, blank=True, help_text="The status model document being edited.")
     queue = models.CharField(
         max_length=100,
         blank=True,
@@ -43,41 +39,10 @@ class StatusModel(models.Model):
     def __str__(self) -> str:
         return self.key
 
-
-class StateDefinition(models.Model):
-    model = models.ForeignKey(StatusModel, on_delete=models.CASCADE, related_name="states")
-    position = models.PositiveIntegerField(default=0)
-    key = models.CharField(max_length=64, validators=[RegexValidator(STATE_KEY_RE, "Must match [a-z0-9_]{1,64}.")])
-    label = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    kind = models.CharField(max_length=16, choices=[(k, k) for k in STATE_KINDS], default="step")
-    expected_within = models.CharField(max_length=32, blank=True, help_text="ISO 8601 duration, e.g. P2D.")
-
-    class Meta:
-        ordering = ["model", "position", "id"]
-
-    def __str__(self) -> str:
-        return self.key
-
-
-class TransitionDefinition(models.Model):
-    model = models.ForeignKey(StatusModel, on_delete=models.CASCADE, related_name="transitions")
-    position = models.PositiveIntegerField(default=0)
-    event = models.CharField(max_length=200)
-    from_states = models.CharField(
-        "from", max_length=1000, help_text='Comma-separated state keys, or "*" for any non-terminal state.'
-    )
-    to_state = models.CharField("to", max_length=64)
-    when = models.CharField(max_length=1000, blank=True, help_text="Optional JMESPath condition on the envelope.")
-    set_fields = models.JSONField(
-        "set", default=dict, blank=True, help_text='Context field -> JMESPath, e.g. {"carrier": "data.carrier"}.'
-    )
-
-    class Meta:
-        ordering = ["model", "position", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.event}: {self.from_states} -> {self.to_state}"
+    @property
+    def name(self) -> str:
+        name = self.draft.get("name") if isinstance(self.draft, dict) else None
+        return name if isinstance(name, str) and name else self.key
 
 
 class ModelVersion(models.Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import JSONField, Max, OuterRef, Subquery
 
 from models_registry.definition import Definition
 from models_registry.models import ModelVersion, StatusModel
@@ -47,7 +47,7 @@ def version_model_id(*, version_id: int) -> int:
 def draft_definition(*, key: str) -> Definition | None:
     """The compiled definition of a model's draft, as publishing it would make it; None when there is
     no such model. Raises ``DefinitionError`` (every problem, by field path) when it cannot be published."""
-    status_model = StatusModel.objects.filter(key=key).prefetch_related("states", "transitions").first()
+    status_model = StatusModel.objects.filter(key=key).first()
     if status_model is None:
         return None
     return Definition.from_document(document_validate(draft_document(status_model=status_model)))
@@ -62,8 +62,13 @@ def clear_definition_cache() -> None:
 def model_list():
     # Ordered explicitly: an aggregate query does not apply Meta.ordering, and exports and pages
     # must list models in the same order every time.
+    # Readers see what is published: name, description and handler come from the latest version.
+    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-number")
     return (
-        StatusModel.objects.annotate(latest_version=Max("versions__number"))
+        StatusModel.objects.annotate(
+            latest_version=Max("versions__number"),
+            latest_document=Subquery(latest.values("document")[:1], output_field=JSONField()),
+        )
         .filter(latest_version__isnull=False)
         .order_by("key")
     )

@@ -2,94 +2,71 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 
 import yaml
 from django.db import transaction
 
-from models_registry.definition import ANY_STATE, DefinitionError, canonical_order
-from models_registry.models import ModelVersion, StateDefinition, StatusModel, TransitionDefinition
+from models_registry.definition import MODEL_ID_RE, DefinitionError, canonical_order
+from models_registry.models import ModelVersion, StatusModel
 from models_registry.validation import document_validate
 
 
 def draft_document(*, status_model: StatusModel) -> dict:
-    """The draft's rows as a (not yet validated) status model document."""
-    states = []
-    for state in status_model.states.all():
-        entry = {"key": state.key, "label": state.label, "kind": state.kind}
-        if state.description:
-            entry["description"] = state.description
-        if state.expected_within:
-            entry["expected_within"] = state.expected_within
-        states.append(entry)
-    transitions = []
-    for row in status_model.transitions.all():
-        sources = row.from_states.strip()
-        entry = {
-            "event": row.event,
-            "from": ANY_STATE if sources == ANY_STATE else [s.strip() for s in sources.split(",") if s.strip()],
-            "to": row.to_state,
-        }
-        if row.when:
-            entry["when"] = row.when
-        if row.set_fields:
-            entry["set"] = row.set_fields
-        transitions.append(entry)
-    return {
-        "id": status_model.key,
-        "name": status_model.name,
-        "description": status_model.description,
-        "handler": status_model.handler,
-        "initial_state": status_model.initial_state,
-        "start_events": status_model.start_events,
-        "park_ttl": status_model.park_ttl,
-        "states": states,
-        "transitions": transitions,
-        "milestones": status_model.milestones,
-        "display": status_model.display,
-    }
+    """The draft as a (not yet validated) status model document; its id is always the model's."""
+    draft = status_model.draft if isinstance(status_model.draft, dict) else {}
+    return {**copy.deepcopy(draft), "id": status_model.key}
 
 
-def _write_draft(*, status_model: StatusModel, document: dict) -> None:
-    for field in (
-        "name",
-        "description",
-        "handler",
-        "initial_state",
-        "start_events",
-        "park_ttl",
-        "milestones",
-        "display",
-    ):
-        setattr(status_model, field, document[field])
+def draft_errors(document: object) -> dict[str, list[str]]:
+    """What stops a document from being published (field path -> messages); empty when nothing."""
+    try:
+        document_validate(document)
+    except DefinitionError as error:
+        return error.errors
+    return {}
+
+
+@transaction.atomic
+def draft_save(*, document: dict, status_model: StatusModel | None = None) -> StatusModel:
+    """Keep a draft as it is, errors and all (``draft_errors`` says what they are).
+
+    Without ``status_model`` a new model is created with the document's id, which must be a
+    valid model id that no model has yet (``DefinitionError`` on ``id`` otherwise).
+    """
+    if not isinstance(document, dict):
+        raise DefinitionError({"": ["A status model must be an object."]})
+    if status_model is None:
+        key = document.get("id")
+        if not isinstance(key, str) or not MODEL_ID_RE.fullmatch(key):
+            raise DefinitionError({"id": ["Must match [a-z0-9][a-z0-9._-]{0,63}."]})
+        if StatusModel.objects.filter(key=key).exists():
+            raise DefinitionError({"id": [f"A model with the id {key!r} exists already."]})
+        status_model = StatusModel(key=key)
+    status_model.draft = {**document, "id": status_model.key}
     status_model.save()
-    status_model.states.all().delete()
-    status_model.transitions.all().delete()
-    StateDefinition.objects.bulk_create(
-        StateDefinition(
-            model=status_model,
-            position=i,
-            key=s["key"],
-            label=s["label"],
-            description=s.get("description", ""),
-            kind=s["kind"],
-            expected_within=s.get("expected_within", ""),
-        )
-        for i, s in enumerate(document["states"])
-    )
-    TransitionDefinition.objects.bulk_create(
-        TransitionDefinition(
-            model=status_model,
-            position=i,
-            event=t["event"],
-            from_states=ANY_STATE if t["from"] == ANY_STATE else ", ".join(t["from"]),
-            to_state=t["to"],
-            when=t.get("when", ""),
-            set_fields=t.get("set", {}),
-        )
-        for i, t in enumerate(document["transitions"])
-    )
+    return status_model
+
+
+@transaction.atomic
+def draft_discard(*, status_model: StatusModel) -> ModelVersion:
+    """Put the latest published version back as the draft; ``ModelVersion.DoesNotExist`` if none."""
+    latest = status_model.versions.order_by("-number").first()
+    if latest is None:
+        raise ModelVersion.DoesNotExist(f"{status_model.key} has no published version to go back to")
+    status_model.draft = canonical_order(latest.document)
+    status_model.save(update_fields=["draft", "updated_at"])
+    return latest
+
+
+@transaction.atomic
+def draft_import(*, document: object) -> StatusModel:
+    """A valid document becomes its model's draft (the model is created if new); nothing is published."""
+    canonical = document_validate(document)
+    status_model = StatusModel.objects.filter(key=canonical["id"]).first()
+    return draft_save(document=canonical, status_model=status_model)
 
 
 def _publish_document(*, status_model: StatusModel, document: dict, user=None) -> tuple[ModelVersion, bool]:
@@ -111,18 +88,16 @@ def _publish_document(*, status_model: StatusModel, document: dict, user=None) -
 def model_publish(*, status_model: StatusModel, user=None) -> tuple[ModelVersion, bool]:
     """Validate the draft and publish it as a new version (unless it equals the latest)."""
     document = document_validate(draft_document(status_model=status_model))
+    status_model.draft = document
+    status_model.save(update_fields=["draft", "updated_at"])
     return _publish_document(status_model=status_model, document=document, user=user)
 
 
 @transaction.atomic
 def model_import(*, document: dict, user=None) -> tuple[ModelVersion, bool]:
     """Create or update a model from a document and publish it; returns (version, created)."""
-    canonical = document_validate(document)
-    status_model, _ = StatusModel.objects.get_or_create(
-        key=canonical["id"], defaults={"name": canonical["name"], "initial_state": canonical["initial_state"]}
-    )
-    _write_draft(status_model=status_model, document=canonical)
-    return _publish_document(status_model=status_model, document=canonical, user=user)
+    status_model = draft_import(document=document)
+    return _publish_document(status_model=status_model, document=status_model.draft, user=user)
 
 
 def parse_documents(text: str, *, filename: str = "") -> list:
@@ -147,4 +122,15 @@ def dump_documents(documents: Iterable[dict], *, fmt: str) -> str:
     )
 
 
-__all__ = ["DefinitionError", "draft_document", "dump_documents", "model_import", "model_publish", "parse_documents"]
+__all__ = [
+    "DefinitionError",
+    "draft_discard",
+    "draft_document",
+    "draft_errors",
+    "draft_import",
+    "draft_save",
+    "dump_documents",
+    "model_import",
+    "model_publish",
+    "parse_documents",
+]

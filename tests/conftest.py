@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -175,3 +176,22 @@ def api_client(db, django_user_model):
         return client
 
     return make
+
+
+def edit_draft(key: str, change: Callable[[dict], object]) -> None:
+    """Change a model's draft in place as an editor would, without publishing it."""
+    from models_registry.models import StatusModel
+
+    status_model = StatusModel.objects.get(key=key)
+    draft = copy.deepcopy(status_model.draft)
+    change(draft)
+    status_model.draft = draft
+    status_model.save()
+
+
+def transition_of(draft: dict, event: str) -> dict:
+    return next(t for t in draft["transitions"] if t["event"] == event)
+
+
+def state_of_draft(draft: dict, key: str) -> dict:
+    return next(s for s in draft["states"] if s["key"] == key)

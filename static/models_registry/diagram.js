@@ -43,14 +43,26 @@
     fit(figure);
   }
 
-  function start() {
-    var figures = document.querySelectorAll("[data-model-diagram]");
-    if (!figures.length || !window.Viz) return;
-    window.Viz.instance().then(function (viz) {
+  var vizReady = null;
+
+  // Draws the diagrams inside root (the page, or a fragment the designer has just put in).
+  function drawWithin(root) {
+    var figures = root.querySelectorAll("[data-model-diagram]");
+    if (!figures.length || !window.Viz) return Promise.resolve();
+    vizReady = vizReady || window.Viz.instance();
+    return vizReady.then(function (viz) {
       figures.forEach(function (figure) { draw(viz, figure); });
-      window.addEventListener("resize", function () { figures.forEach(fit); });
     });
   }
+
+  function start() {
+    drawWithin(document);
+    window.addEventListener("resize", function () {
+      document.querySelectorAll(".model-diagram-drawn").forEach(fit);
+    });
+  }
+
+  window.statustrackerDiagram = { drawWithin: drawWithin };
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", start);

@@ -91,7 +91,7 @@ def test_read_current_and_earlier_versions(editor, reader):
 
 def test_list_models(example_model, editor, reader):
     editor.post("/api/v1/models", VALID, format="json")
-    StatusModel.objects.create(key="draft-only", name="Never published", initial_state="a")
+    StatusModel.objects.create(key="draft-only", draft={"name": "Never published", "initial_state": "a"})
 
     response = reader.get("/api/v1/models")
 

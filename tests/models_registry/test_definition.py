@@ -18,7 +18,7 @@ from models_registry.definition import Definition, DefinitionError, canonical_or
 from models_registry.models import ModelVersion, StatusModel
 from models_registry.services import dump_documents, model_import, model_publish, parse_documents
 from models_registry.validation import document_validate
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, edit_draft, state_of_draft
 from tracking.apply.applier import instances_apply_pending
 from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import EventStatus, InboxEvent, ProcessInstance
@@ -438,8 +438,8 @@ def test_editing_a_model_publishes_a_new_version_and_identical_imports_do_not():
 @pytest.mark.django_db
 def test_a_published_version_cannot_be_edited_through_the_draft():
     model_import(document=EXAMPLE)
+    edit_draft("order-fulfilment", lambda d: state_of_draft(d, "paid").update(label="Paid in full"))
     status_model = StatusModel.objects.get(key="order-fulfilment")
-    status_model.states.filter(key="paid").update(label="Paid in full")
 
     version, created = model_publish(status_model=status_model)
 

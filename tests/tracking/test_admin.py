@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from models_registry.models import ModelVersion, StatusModel
-from tests.conftest import load_example_model
+from tests.conftest import edit_draft, load_example_model, state_of_draft, transition_of
 from tracking.apply.applier import instances_apply_pending
 from tracking.arrival.ingest import RawEvent, events_ingest
 from tracking.models import ProcessInstance
@@ -44,9 +44,7 @@ def test_admin_pages_load(admin_client):
 def test_publishing_an_invalid_draft_is_refused_with_the_field(admin_client):
     load_example_model()
     model = StatusModel.objects.get()
-    transition = model.transitions.get(event="warehouse.packed")
-    transition.to_state = "nowhere"
-    transition.save()
+    edit_draft(model.key, lambda d: transition_of(d, "warehouse.packed").update(to="nowhere"))
 
     response = admin_client.post(
         reverse("admin:models_registry_statusmodel_changelist"),
@@ -55,7 +53,7 @@ def test_publishing_an_invalid_draft_is_refused_with_the_field(admin_client):
     )
 
     text = " ".join(str(m) for m in response.context["messages"])
-    assert "transitions[2].to: Unknown state key 'nowhere'." in text
+    assert "Transition 3 (warehouse.packed): 'nowhere' is not a state of this model." in text
     assert ModelVersion.objects.filter(model=model).count() == 1
 
 
@@ -63,9 +61,7 @@ def test_publishing_an_edited_draft_creates_a_version_and_pins_instances(admin_c
     load_example_model()
     _events({"event_id": "e1", "event_type": "order.placed"})
     model = StatusModel.objects.get()
-    state = model.states.get(key="paid")
-    state.label = "Paid in full"
-    state.save()
+    edit_draft(model.key, lambda d: state_of_draft(d, "paid").update(label="Paid in full"))
 
     admin_client.post(
         reverse("admin:models_registry_statusmodel_changelist"),

@@ -15,9 +15,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from models_registry.models import StateDefinition, StatusModel, TransitionDefinition
-from models_registry.services import model_import
-from tests.conftest import load_example_model
+from models_registry.services import draft_save, model_import
+from tests.conftest import edit_draft, load_example_model, transition_of
 from tests.events import ingest, order_event
 from tests.tracking.test_fsm import apply_all
 from tracking.models import DeadLetter, EventStatus, InboxEvent, ProcessInstance, TransitionRecord
@@ -210,7 +209,7 @@ def test_a_cloudevent_gets_the_same_defaults(example_model, reader):
 
 def test_the_draft_answers_with_its_own_transitions(example_model, reader):
     # Given a draft in which warehouse.packed leaves received instead of paid
-    TransitionDefinition.objects.filter(model__key=ORDERS, event="warehouse.packed").update(from_states="received")
+    edit_draft(ORDERS, lambda d: transition_of(d, "warehouse.packed").update({"from": ["received"]}))
     body = {"state": "received", "event": {"event_type": "warehouse.packed"}}
 
     published = try_event(reader, ORDERS, {**body, "version": 1})
@@ -221,10 +220,18 @@ def test_the_draft_answers_with_its_own_transitions(example_model, reader):
 
 
 def test_the_draft_of_a_model_never_published(db, reader):
-    loan = StatusModel.objects.create(key="loan", name="Loan", initial_state="applied")
-    for position, (key, kind) in enumerate([("applied", "step"), ("approved", "success")]):
-        StateDefinition.objects.create(model=loan, position=position, key=key, label=key.title(), kind=kind)
-    TransitionDefinition.objects.create(model=loan, event="loan.approved", from_states="applied", to_state="approved")
+    draft_save(
+        document={
+            "id": "loan",
+            "name": "Loan",
+            "initial_state": "applied",
+            "states": [
+                {"key": "applied", "label": "Applied", "kind": "step"},
+                {"key": "approved", "label": "Approved", "kind": "success"},
+            ],
+            "transitions": [{"event": "loan.approved", "from": ["applied"], "to": "approved"}],
+        }
+    )
 
     draft = try_event(
         reader, "loan", {"version": "draft", "state": "applied", "event": {"event_type": "loan.approved"}}
@@ -236,7 +243,7 @@ def test_the_draft_of_a_model_never_published(db, reader):
 
 
 def test_an_invalid_draft_is_a_400_naming_its_errors(example_model, reader):
-    TransitionDefinition.objects.filter(model__key=ORDERS, event="warehouse.packed").update(to_state="pakced")
+    edit_draft(ORDERS, lambda d: transition_of(d, "warehouse.packed").update({"to": "pakced"}))
 
     answer = try_event(reader, ORDERS, {"version": "draft", "event": {"event_type": "order.placed"}}, status=400)
 

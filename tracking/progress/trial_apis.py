@@ -7,7 +7,6 @@ read from or written to the inbox or the instances. Businesses test their models
 
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, NotFound
@@ -19,14 +18,9 @@ from models_registry.definition import Definition, DefinitionError
 from models_registry.selectors import draft_definition, model_version, version_definition
 from tracking.apply.trial import OUTCOMES, event_try
 from tracking.arrival.apis import CLOUD_EVENT_SCHEMA, ENVELOPE_SCHEMA
-from tracking.arrival.envelope import CLOUDEVENTS_FIELDS, EnvelopeError, parse
+from tracking.arrival.trial_event import CLOUDEVENTS_NAMES, EVENT_DEFAULTS, trial_envelope
 
 DRAFT = "draft"
-# Fields of an envelope that mean nothing to a model's decisions, so that a business trying a model
-# need not type them: the model comes from the URL; the ids are fixed, so that the same request gets
-# the same answer (an expression that reads them sees these values).
-EVENT_DEFAULTS = {"model_id": None, "event_id": "try-event", "transaction_id": "try-transaction"}
-_CLOUDEVENTS_NAMES = {native: name for name, native in CLOUDEVENTS_FIELDS.items()}
 
 
 class TryRefused(APIException):
@@ -88,7 +82,7 @@ EVENT_SCHEMA = {
             **_defaulted(
                 CLOUD_EVENT_SCHEMA,
                 title="TryCloudEvent",
-                names={n: _CLOUDEVENTS_NAMES[n] for n in EVENT_DEFAULTS},
+                names={n: CLOUDEVENTS_NAMES[n] for n in EVENT_DEFAULTS},
             ),
             "description": "One event in the CloudEvents 1.0 structured form.",
         },
@@ -128,24 +122,6 @@ def _definition(model_id: str, version: int | str | None) -> tuple[Definition, i
         which = f"version {version} of model {model_id!r}" if version else f"published version of model {model_id!r}"
         raise NotFound(f"No {which}.")
     return version_definition(version_id=found.pk), found.number, f"version {found.number} of {model_id!r}"
-
-
-def _envelope(model_id: str, event: dict, errors: dict[str, list[str]]) -> dict | None:
-    """The event as the inbox would store it, defaults filled in; None (and ``errors``) when invalid."""
-    names = _CLOUDEVENTS_NAMES if "specversion" in event else {name: name for name in EVENT_DEFAULTS}
-    filled = dict(event)
-    for native, default in EVENT_DEFAULTS.items():
-        if filled.get(names[native]) is None:
-            filled[names[native]] = default or model_id
-    try:
-        envelope = parse(filled)
-    except EnvelopeError as exc:
-        errors[f"event.{exc.field}" if exc.field else "event"] = [exc.reason]
-        return None
-    if envelope.model_id != model_id:
-        errors[f"event.{envelope.model_field}"] = [f"must be {model_id!r}, the model of the URL, or left out"]
-        return None
-    return envelope.as_document(received_at=timezone.now())
 
 
 class ModelTryApi(APIView):
@@ -308,7 +284,7 @@ class ModelTryApi(APIView):
             errors["state"] = [f"{state!r} is not a state of {which} (its states: {', '.join(definition.kinds)})"]
         if context and not state:
             errors["context"] = ["an instance that does not exist yet has no context: give a state, or no context"]
-        envelope = _envelope(model_id, given["event"], errors)
+        envelope = trial_envelope(model_id, given["event"], errors)
         if errors:
             raise TryRefused("; ".join(f"{path}: {' '.join(messages)}" for path, messages in errors.items()), errors)
 
