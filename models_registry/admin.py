@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from models_registry.definition import DEFAULT_PARK_TTL, STATE_KINDS, DefinitionError, canonical_order
 from models_registry.designer import describe_problems, draft_report, handler_catalogue_data
-from models_registry.diagram import KIND_TEXT, model_diagram
+from models_registry.diagram import model_diagram
 from models_registry.models import ModelVersion, StatusModel
 from models_registry.services import (
     draft_discard,
@@ -55,6 +55,15 @@ def new_model_skeleton() -> dict:
         "milestones": [],
         "display": [],
     }
+
+
+# Short enough for a select on a phone; the diagram's legend says more.
+DESIGNER_KIND_TEXT = {
+    "step": "step",
+    "success": "success (ends it)",
+    "failure": "failure (ends it)",
+    "exception": "exception (a detour)",
+}
 
 
 class DraftPostError(Exception):
@@ -196,7 +205,7 @@ class StatusModelAdmin(admin.ModelAdmin):
             "queue": queue,
             "is_new": status_model is None,
             "editable": editable,
-            "kinds": [{"key": kind, "text": KIND_TEXT[kind]} for kind in STATE_KINDS],
+            "kinds": [{"key": kind, "text": DESIGNER_KIND_TEXT[kind]} for kind in STATE_KINDS],
             "handlers": handler_catalogue_data(),
             "latest_version": versions[0].number if versions else None,
             "urls": {

@@ -12,6 +12,7 @@
   else designer();
 
   function designer() {
+    if (!document.getElementById("designer-data")) return; // the models list loads this script too
     var data = JSON.parse(document.getElementById("designer-data").textContent);
     var doc = data.document;
     var editable = data.editable;
@@ -331,8 +332,13 @@
             state.key = freeKey(suggestKey(v) || "state", stateKeys().filter(function (k) { return k !== before; }));
             renameState(before, state.key);
             keyInput.value = state.key;
+            labelInput.dataset.keyMoved = "true";
           }
         }, { maxLength: 200, required: true });
+        // The key moved with the label: the state lists elsewhere in the form are drawn again with it.
+        labelInput.addEventListener("change", function () {
+          if (labelInput.dataset.keyMoved) render();
+        });
           return row(path, doc.states, index, "state", [
           field("Label", path + ".label", labelInput, "What customers read."),
           field("Key", path + ".key", keyInput, "Events and the API name the state by it."),
@@ -342,7 +348,7 @@
           }, true), "After this long in the state, the instance counts as delayed."),
           field("Description", path + ".description", textArea(state.description, function (v) {
             if (v) state.description = v; else delete state.description;
-          }), "Shown to customers under the label."),
+          }, { rows: 1 }), "Shown to customers under the label."),
         ]);
       });
       return section("designer-states", "States", "The steps an instance goes through. Terminal kinds (success, failure) end it.", rows,
@@ -484,6 +490,7 @@
       showProblems();
       if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
       renderTry();
+      renderPreview();
     }
 
     function cleanDocument() {
@@ -618,13 +625,13 @@
         [el("option", { value: "", text: "No instance yet" })].concat(stateOptions().map(function (o) {
           return el("option", { value: o.value, text: o.text, selected: o.value === trial.state });
         })));
-      var sampleSelect = el("select", { id: "designer-try-sample", onchange: function (e) {
+      var sampleSelect = el("select", { id: "designer-try-sample", "aria-label": "Sample event", onchange: function (e) {
         var sample = samples[parseInt(e.target.value, 10)];
         if (sample) { trial.event = JSON.stringify(sample, null, 2); eventBox.value = trial.event; }
       } }, [el("option", { value: "", text: "Pick a sample event…" })].concat(samples.map(function (sample, i) {
         return el("option", { value: String(i), text: sample.event_type });
       })));
-      var eventBox = el("textarea", { id: "designer-try-event", rows: 6, value: trial.event, spellcheck: false, className: "designer-code",
+      var eventBox = el("textarea", { id: "designer-try-event", "aria-label": "Event (JSON)", rows: 6, value: trial.event, spellcheck: false, className: "designer-code",
         oninput: function (e) { trial.event = e.target.value; } });
       var contextBox = el("textarea", { id: "designer-try-context", rows: 2, value: trial.context, spellcheck: false, className: "designer-code",
         placeholder: "{\"carrier\": \"DHL\"}", oninput: function (e) { trial.context = e.target.value; } });
@@ -632,7 +639,7 @@
       if (trial.result) result.appendChild(trial.result);
       var run = el("button", { type: "button", className: "button default", id: "designer-try-run", text: "Try the event", onclick: function (e) {
         e.preventDefault();
-        tryEvent(result);
+        tryEvent();
       } });
       body.replaceChildren(
         el("p", { className: "designer-intro", text: "What would this event do? Nothing is stored and no instance is touched; the decision is the workers' own." }),
@@ -645,20 +652,54 @@
       );
     }
 
-    function tryEvent(result) {
+    // ---- the customer's page, before it goes live --------------------------------------------------
+
+    var preview = { on: "draft", state: "" };
+
+    function renderPreview() {
+      if (!data.urls.preview) return;
+      document.getElementById("designer-preview").hidden = false;
+      var versions = [{ value: "draft", text: "the saved draft" }];
+      for (var n = data.latest_version || 0; n >= 1; n -= 1) versions.push({ value: String(n), text: "published version " + n });
+      var link = el("a", { className: "button", id: "designer-preview-open", target: "_blank", rel: "noopener", text: "Open the preview" });
+      function update() {
+        var query = new URLSearchParams({ version: preview.on });
+        if (preview.state) query.set("state", preview.state);
+        link.href = data.urls.preview + "?" + query.toString();
+      }
+      var onSelect = el("select", { id: "designer-preview-on", onchange: function (e) { preview.on = e.target.value; update(); } },
+        versions.map(function (v) { return el("option", { value: v.value, text: v.text, selected: v.value === preview.on }); }));
+      var stateSelect = el("select", { id: "designer-preview-state", onchange: function (e) { preview.state = e.target.value; update(); } },
+        stateOptions().map(function (o) { return el("option", { value: o.value, text: o.text, selected: o.value === preview.state }); }));
+      if (!preview.state && doc.initial_state) preview.state = doc.initial_state;
+      stateSelect.value = preview.state;
+      update();
+      document.getElementById("designer-preview-body").replaceChildren(
+        el("p", { className: "designer-intro", text: "What a customer whose request is in a state would see. The preview shows what is saved: save the draft first to see your latest edits." }),
+        el("div", { className: "designer-row-fields" }, [field("Show", "", onSelect), field("For a request in", "", stateSelect)]),
+        el("div", { className: "designer-add" }, [link])
+      );
+    }
+
+    // The panel is drawn again whenever the form changes: the answer goes into whichever panel is there.
+    function showTrial(node) {
+      trial.result = node;
+      var result = document.getElementById("designer-try-result");
+      if (result) result.replaceChildren(node);
+    }
+
+    function tryEvent() {
       var fields = { state: trial.state, event: trial.event, context: trial.context };
       if (trial.on === "form") fields.document = JSON.stringify(cleanDocument());
       else fields.version = trial.on;
-      result.replaceChildren(el("p", { text: "Trying…" }));
+      showTrial(el("p", { text: "Trying…" }));
       post(data.urls.try, fields).then(function (answer) {
-        var node = answer.ok ? describeTrial(answer.json) : el("div", { className: "errornote" }, [
+        showTrial(answer.ok ? describeTrial(answer.json) : el("div", { className: "errornote" }, [
           el("strong", { text: answer.json.detail || "The event could not be tried." }),
           el("ul", {}, (answer.json.problems || []).map(function (text) { return el("li", { text: text }); })),
-        ]);
-        trial.result = node;
-        result.replaceChildren(node);
+        ]));
       }).catch(function () {
-        result.replaceChildren(el("p", { className: "errornote", text: "The server could not be reached." }));
+        showTrial(el("p", { className: "errornote", text: "The server could not be reached." }));
       });
     }
 
