@@ -146,7 +146,7 @@ def test_a_draft_that_cannot_be_published_shows_its_problems_in_words(admin_clie
 
     assert response.status_code == 200
     assert "The draft cannot be shown yet" in content
-    assert "Transition 2, to: Unknown state key 'aproved'." in content
+    assert "Transition 2 (documents.requested): 'aproved' is not a state of this model." in content
     assert '<ol class="steps">' not in content
 
 

@@ -9,7 +9,6 @@ and a state picker (a GET form) steps through the model's states.
 from __future__ import annotations
 
 import json
-import re
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -23,6 +22,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from models_registry.definition import Definition, DefinitionError
+from models_registry.designer import describe_problems
+from models_registry.models import StatusModel
 from models_registry.selectors import draft_definition, model_version, version_definition
 from tracking.progress.customer_page import CustomerPage, HistoryRow, build_page
 from tracking.progress.milestones import BranchPlan
@@ -33,18 +34,6 @@ DRAFT = "draft"
 # The customer page's policy, except that the state picker is a form that submits to this page.
 PREVIEW_POLICY = CONTENT_SECURITY_POLICY.replace("form-action 'none'", "form-action 'self'")
 STEP = timedelta(hours=1)
-_SECTION_WORDS = {"states": "State", "transitions": "Transition", "milestones": "Milestone", "display": "Display field"}
-_INDEXED = re.compile(r"(?P<section>[a-z_]+)\[(?P<index>\d+)\]")
-
-
-def _path_in_words(path: str) -> str:
-    """``transitions[1].to`` -> ``Transition 2, to``: numbered from 1, as the admin's rows are."""
-
-    def word(match: re.Match) -> str:
-        section = match["section"]
-        return f"{_SECTION_WORDS.get(section, section)} {int(match['index']) + 1}"
-
-    return _INDEXED.sub(word, path).replace(".", ", ").replace("_", " ") or "The model"
 
 
 def _way_to(plan: BranchPlan, start: str, target: str) -> list[str]:
@@ -124,7 +113,9 @@ def model_preview(request: HttpRequest, model_id: str) -> HttpResponse:
     try:
         definition, plan, version_words = _definition(model_id, version)
     except DefinitionError as exc:
-        problems = [f"{_path_in_words(path)}: {' '.join(messages)}" for path, messages in exc.errors.items()]
+        # The problems in the designer's words, on their rows (only a draft can have them).
+        draft = StatusModel.objects.filter(key=model_id).values_list("draft", flat=True).first() or {}
+        problems = [problem.text for problem in describe_problems(draft, exc.errors)]
         preview.update(version_words="draft", problems=problems)
         return _with_headers(render(request, "tracking/preview_problems.html", {"preview": preview}, status=200))
 
