@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from models_registry.admin_files import ModelFileAdminMixin, VersionFilesAdminMixin
 from models_registry.definition import DEFAULT_PARK_TTL, STATE_KINDS, DefinitionError, canonical_order
 from models_registry.designer import describe_problems, draft_report, handler_catalogue_data
 from models_registry.diagram import model_diagram
@@ -71,7 +72,7 @@ class DraftPostError(Exception):
 
 
 @admin.register(StatusModel)
-class StatusModelAdmin(admin.ModelAdmin):
+class StatusModelAdmin(ModelFileAdminMixin, admin.ModelAdmin):
     """The designer: one page that edits a model's draft with controls, draws it, tries it and
     publishes it (``models_registry.designer`` says what is wrong in words).
 
@@ -298,15 +299,18 @@ class StatusModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
-    """Published versions are immutable: shown, never edited, with the diagram of their states.
+class ModelVersionAdmin(VersionFilesAdminMixin, admin.ModelAdmin):
+    """Published versions are immutable: shown, never edited, with the diagram of their states, a
+    download and the diff against any other version (``admin_files``).
 
-    ``tracking.admin`` registers a subclass in its place that adds how many instances are in each
-    state now: this app never imports ``tracking``.
+    ``tracking.admin`` registers a subclass in its place that adds how many instances are on each
+    version and in each state now: this app never imports ``tracking``.
     """
 
-    list_display = ["model", "number", "published_at", "published_by"]
+    list_display = ["model", "number", "published_at", "published_by", "instances", "compare"]
+    list_display_links = ["model", "number"]
     list_filter = ["model"]
+    list_select_related = ["model", "published_by"]
     readonly_fields = ["model", "number", "published_at", "published_by", "document_yaml"]
     exclude = ["document"]
     change_form_template = "admin/models_registry/modelversion/change_form.html"
@@ -319,12 +323,36 @@ class ModelVersionAdmin(admin.ModelAdmin):
         """Instances in each state of the version now; None: the page shows no counts."""
         return None
 
+    def instance_count(self):
+        """An expression for the number of instances on a version now, annotated on the list's
+        rows; None: the list has no such column."""
+        return None
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        count = self.instance_count()
+        return queryset if count is None else queryset.annotate(instance_count=count)
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if self.instance_count() is not None else [name for name in shown if name != "instances"]
+
+    @admin.display(description="instances on it now", ordering="instance_count")
+    def instances(self, obj):
+        return getattr(obj, "instance_count", None)
+
+    @admin.display(description="changes")
+    def compare(self, obj):
+        return format_html('<a href="{}">Compare with…</a>', self.diff_url(obj))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = self.get_object(request, object_id)
         if version is not None:
             extra_context = {
                 **(extra_context or {}),
                 "diagram": model_diagram(version.document, counts=self.state_counts(version)),
+                "diff_url": self.diff_url(version),
+                "export_url": reverse("admin:models_registry_modelversion_export", args=[version.pk]),
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
