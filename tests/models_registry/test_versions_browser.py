@@ -15,7 +15,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from models_registry.models import StatusModel
-from models_registry.services import draft_document, dump_documents, model_import
+from models_registry.services import draft_document, model_import
 from tests.conftest import ROOT, load_example_model
 from tests.tracking import test_customer_page_browser, test_version_diagram_browser
 from tests.tracking.test_version_diagram_browser import assert_fits
@@ -133,4 +133,3 @@ def test_the_diff_between_two_versions_reads_by_section(admin_page):
     page.set_viewport_size({"width": 390, "height": 900})
     assert_fits(page, 390)
     assert page.problems == []
-    assert dump_documents([second.document], fmt="yaml")  # the document the page compared
