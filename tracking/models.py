@@ -272,6 +272,9 @@ class TransitionRecord(models.Model):
     recorded_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     note = models.CharField(max_length=500, blank=True)
+    context_updates = models.JSONField(
+        default=dict, blank=True, help_text="What this transition stored in the instance's context."
+    )
 
     class Meta:
         ordering = ["instance", "id"]

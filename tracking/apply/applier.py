@@ -125,6 +125,7 @@ class ApplyBatch:
                         "from_state": step.from_state,
                         "to_state": step.to_state,
                         "occurred_at": by_key[step.event_key].occurred_at,
+                        "context_updates": step.context_updates,
                     }
                 )
             instance.context = result.context

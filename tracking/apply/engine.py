@@ -31,6 +31,7 @@ class Step:
     event_key: int
     from_state: str
     to_state: str
+    context_updates: dict = field(default_factory=dict)  # what the transition stored in the context
 
 
 @dataclass
@@ -108,6 +109,6 @@ def _offer(event: OpenEvent, definition: Definition, handler: Handler, result: R
 def _take(event: OpenEvent, decision, definition: Definition, result: Result) -> None:
     if decision.target not in definition.kinds:
         raise ValueError(f"the handler chose {decision.target!r}, which is not a state of {definition.id!r}")
-    result.steps.append(Step(event.key, result.state, decision.target))
+    result.steps.append(Step(event.key, result.state, decision.target, dict(decision.context_updates)))
     result.state = decision.target
     result.context.update(decision.context_updates)
