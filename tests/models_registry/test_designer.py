@@ -384,7 +384,7 @@ BROKEN_DRAFTS = {
         marks=pytest.mark.xfail(
             strict=True,
             raises=TypeError,
-            reason="diagram.py model_diagram (line 124) and designer.py sample_events iterate a number (TypeError)",
+            reason="diagram.py model_diagram (line 125) and designer.py sample_events iterate a number (TypeError)",
         ),
     ),
     "target an object": pytest.param(
@@ -392,7 +392,7 @@ BROKEN_DRAFTS = {
         marks=pytest.mark.xfail(
             strict=True,
             raises=TypeError,
-            reason="diagram.py model_diagram (line 125): `transition.get('to') not in kinds` hashes a dict",
+            reason="diagram.py model_diagram (line 126): `transition.get('to') not in kinds` hashes a dict",
         ),
     ),
     "states a string": pytest.param({"states": "applied"}),
