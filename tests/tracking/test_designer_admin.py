@@ -1,5 +1,5 @@
 """The designer's pages in the admin (models_registry.admin.StatusModelAdmin, with try-it from
-tracking.designer_admin): save, publish and discard a draft, the live check, and try-it, whose
+tracking.admin.definitions): save, publish and discard a draft, the live check, and try-it, whose
 answers must be the REST endpoint's (POST /api/v1/models/{id}/try) on the same inputs."""
 
 from __future__ import annotations

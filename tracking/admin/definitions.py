@@ -1,6 +1,7 @@
-"""The designer's parts that need instances: "try it" with the workers' engine, the customer page
-preview and how many instances each version has. ``tracking.admin`` registers this subclass in
-place of ``models_registry``'s, which never imports ``tracking``."""
+"""The registry's admin pages with what only this app can read: "try it" with the workers' engine,
+the customer page preview and instance counts in the designer; counts per state and per version on
+the version pages. These subclasses are registered in place of ``models_registry``'s, which never
+imports ``tracking`` (the way a project extends ``UserAdmin``)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,21 @@ import json
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import JsonResponse
 from django.urls import NoReverseMatch, path, reverse
 
-from models_registry.admin import StatusModelAdmin
+from models_registry.admin import ModelVersionAdmin, StatusModelAdmin
 from models_registry.definition import Definition, DefinitionError
 from models_registry.designer import describe_problems
-from models_registry.models import StatusModel
+from models_registry.models import ModelVersion, StatusModel
 from models_registry.selectors import model_version, version_definition
 from models_registry.validation import document_validate
 from tracking.apply.trial import event_try
 from tracking.arrival.trial_event import trial_envelope
 from tracking.models import ProcessInstance
+from tracking.progress.selectors import started_instances, version_state_counts
 
 
 class TrialRefused(Exception):
@@ -129,5 +132,19 @@ class StatusModelWithInstancesAdmin(StatusModelAdmin):
         }
 
 
-admin.site.unregister(StatusModel)
-admin.site.register(StatusModel, StatusModelWithInstancesAdmin)
+class ModelVersionWithInstancesAdmin(ModelVersionAdmin):
+    def state_counts(self, obj) -> dict[str, int]:
+        return version_state_counts(version_id=obj.pk)
+
+    def instance_count(self):
+        # One subquery per row in the list's single query, not one query per row.
+        on_version = started_instances().filter(version=OuterRef("pk")).order_by()
+        return Coalesce(Subquery(on_version.values("version").annotate(n=Count("id")).values("n")), 0)
+
+
+for registered, replacement in (
+    (StatusModel, StatusModelWithInstancesAdmin),
+    (ModelVersion, ModelVersionWithInstancesAdmin),
+):
+    admin.site.unregister(registered)
+    admin.site.register(registered, replacement)
