@@ -57,6 +57,7 @@ class DiagramEdge:
     source: str  # a state key, or ANY_STATE_NODE
     target: str
     events: tuple[str, ...]  # one line per transition between these two, "event [when …]"
+    width: float | None = None  # the line's width in points, when it stands for an amount (a count)
 
 
 @dataclass(frozen=True)
@@ -103,26 +104,32 @@ def transition_label(transition: Mapping) -> str:
     return f"{event}\nwhen {_short(str(when))}" if when else event
 
 
+def _entries(document: Mapping, section: str) -> list[Mapping]:
+    """The objects of a list section; a draft may hold anything there, and is drawn all the same."""
+    entries = document.get(section)
+    return [entry for entry in entries if isinstance(entry, Mapping)] if isinstance(entries, list) else []
+
+
 def model_diagram(model: Definition | Mapping[str, Any], *, counts: Mapping[str, int] | None = None) -> Diagram:
     """The graph of a status model document (or a compiled Definition), with instance counts if given.
 
     ``counts`` maps state keys to how many instances are in them now; states missing from it show 0.
     """
     document = model.document if isinstance(model, Definition) else model
-    raw_states = [s for s in document.get("states") or [] if isinstance(s, Mapping) and isinstance(s.get("key"), str)]
+    raw_states = [s for s in _entries(document, "states") if isinstance(s.get("key"), str)]
     kinds: dict[str, str] = {}
     for state in raw_states:
         kind = state.get("kind") or "step"
         kinds.setdefault(state["key"], kind if kind in STATE_KINDS else "step")
     open_states = [key for key, kind in kinds.items() if kind not in TERMINAL_KINDS]
-    initial = document.get("initial_state")
+    initial = document.get("initial_state") if isinstance(document.get("initial_state"), str) else None
 
     # (source, target) -> transition labels, in the document's order; sources are expanded for
     # reachability only, the drawing keeps "*" as one node.
     grouped: dict[tuple[str, str], list[str]] = {}
     successors: dict[str, set[str]] = {key: set() for key in kinds}
-    for transition in document.get("transitions") or []:
-        if not isinstance(transition, Mapping) or transition.get("to") not in kinds:
+    for transition in _entries(document, "transitions"):
+        if not isinstance(transition.get("to"), str) or transition["to"] not in kinds:
             continue
         target = transition["to"]
         sources = transition.get("from")
@@ -239,6 +246,8 @@ def diagram_dot(diagram: Diagram) -> str:
         attributes = [f"label={_dot_label(list(edge.events))}"]
         if edge.source == ANY_STATE_NODE:
             attributes.append('style="dashed"')
+        if edge.width is not None:
+            attributes.append(f"penwidth={edge.width:.1f}")
         lines.append(f"  {_quote(edge.source)} -> {_quote(edge.target)} [{', '.join(attributes)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

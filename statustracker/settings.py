@@ -307,6 +307,8 @@ STATUSTRACKER_PAGE_POLL_SECONDS = env.int("STATUSTRACKER_PAGE_POLL_SECONDS", def
 STATUSTRACKER_ETA_SAMPLE_SIZE = env.int("STATUSTRACKER_ETA_SAMPLE_SIZE", default=500)
 STATUSTRACKER_ETA_MIN_COMPLETED = env.int("STATUSTRACKER_ETA_MIN_COMPLETED", default=20)
 STATUSTRACKER_ETA_CACHE_SECONDS = env.int("STATUSTRACKER_ETA_CACHE_SECONDS", default=300)
+# A model's dashboard (docs/dashboard.md): its figures are kept this many seconds in the shared cache.
+STATUSTRACKER_DASHBOARD_CACHE_SECONDS = env.int("STATUSTRACKER_DASHBOARD_CACHE_SECONDS", default=120)
 
 # --- Kinesis consumer (docs/kinesis.md); each is the default of a consume_kinesis option -------
 KINESIS_STREAM_NAME = env.str("KINESIS_STREAM_NAME", default="")

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from statustracker.health import HealthCheckApi
 from statustracker.home import home_page
+from tracking.insights import views as insights_views
 from tracking.metrics import metrics_view
 from tracking.progress import preview as progress_preview
 from tracking.progress import views as tracking_views
@@ -16,6 +17,17 @@ admin.site.index_title = "Status models, instances and events"
 
 urlpatterns = [
     path("", home_page, name="home"),
+    # Staff pages under admin/ that are not one model's admin: before the admin's own URLs.
+    path(
+        "admin/dashboard/<str:model_id>/",
+        admin.site.admin_view(insights_views.model_dashboard_page),
+        name="model-dashboard",
+    ),
+    path(
+        "admin/dashboard/<str:model_id>/event-log",
+        admin.site.admin_view(insights_views.model_event_log_download),
+        name="model-event-log",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tracking.urls")),
     path("api/v1/", include("models_registry.urls")),
