@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from models_registry.admin_files import ModelFileAdminMixin, VersionFilesAdminMixin
 from models_registry.definition import DEFAULT_PARK_TTL, STATE_KINDS, DefinitionError, canonical_order
-from models_registry.designer import describe_problems, draft_report, handler_catalogue_data
+from models_registry.designer import describe_problems, draft_report, handler_catalogue_data, problem_count
 from models_registry.diagram import model_diagram
 from models_registry.models import ModelVersion, StatusModel
 from models_registry.services import (
@@ -103,7 +103,7 @@ class StatusModelAdmin(ModelFileAdminMixin, admin.ModelAdmin):
         latest = obj.versions.order_by("-number").first()
         if latest is not None and canonical_order(latest.document) == draft_document(status_model=obj):
             return "same as the latest version"
-        problems = len(draft_errors(draft_document(status_model=obj)))
+        problems = problem_count(draft_errors(draft_document(status_model=obj)))
         if problems:
             return f"unpublished changes, {problems} to fix" if latest else f"{problems} to fix"
         return "unpublished changes, ready" if latest else "ready to publish"
@@ -267,7 +267,7 @@ class StatusModelAdmin(ModelFileAdminMixin, admin.ModelAdmin):
         if "_publish" in request.POST:
             self._publish(request, status_model)
         else:
-            problems = len(draft_errors(draft_document(status_model=status_model)))
+            problems = problem_count(draft_errors(draft_document(status_model=status_model)))
             if problems:
                 messages.warning(
                     request,

@@ -17,6 +17,7 @@ from models_registry.diagram import model_diagram
 from models_registry.diff import documents_diff
 from models_registry.handlers import handler_catalogue
 from models_registry.services import draft_errors
+from models_registry.validation import document_validate
 
 _PATH = re.compile(r"^(?P<section>[a-z_]+)(?:\[(?P<index>\d+)\])?(?:\.(?P<field>[a-z_]+)(?:\[\d+\]|\.(?P<name>.+))?)?$")
 
@@ -41,6 +42,7 @@ FIELD_WORDS = {
     "display": "Display fields",
 }
 MESSAGES = [
+    (re.compile(r"^Unknown state key None\.$"), "Choose a state."),
     (re.compile(r"^Unknown state key (?P<key>.+)\.$"), r"\g<key> is not a state of this model."),
     (re.compile(r"^Must match \[a-z0-9_\]\{1,64\}\.$"), "Use 1 to 64 lowercase letters, digits or underscores."),
     (
@@ -76,6 +78,11 @@ def _row_title(document: Mapping, section: str, index: int) -> str:
     return f"{noun} {index + 1} ({name})" if isinstance(name, str) and name else f"{noun} {index + 1}"
 
 
+def problem_count(errors: Mapping[str, list[str]]) -> int:
+    """How many problems the designer shows for these errors: one per message."""
+    return sum(len(messages) for messages in errors.values())
+
+
 def describe_problems(document: Mapping, errors: Mapping[str, list[str]]) -> list[Problem]:
     """The validator's errors (field path -> messages) as problems placed on rows and fields."""
     problems = []
@@ -101,10 +108,14 @@ def draft_report(document: Mapping, *, published: Mapping | None) -> dict:
     """What the designer shows beside a draft: its problems, its diagram and its changes against
     the latest published version (``published``, None when there is none)."""
     diagram = model_diagram(document)
+    errors = draft_errors(document)
+    # A valid draft is compared as publishing would store it, so that a field left to its default
+    # is no change; an invalid one as it is.
+    compared = document if errors else document_validate(document)
     return {
-        "problems": [asdict(p) for p in describe_problems(document, draft_errors(document))],
+        "problems": [asdict(p) for p in describe_problems(document, errors)],
         "diagram_html": render_to_string("admin/models_registry/_diagram.html", {"diagram": diagram}),
-        "changes": [change.text for change in documents_diff(published, document)],
+        "changes": [change.text for change in documents_diff(published, compared)],
         "samples": sample_events(document),
     }
 
@@ -121,15 +132,17 @@ def sample_events(document: Mapping) -> list[dict]:
     """One example event per event type the model names (start events first), with the data fields
     its transitions' conditions and context updates read, for "Try it" to start from."""
     fields: dict[str, dict[str, str]] = {}
-    for event_type in document.get("start_events") or []:
+    start_events = document.get("start_events")
+    for event_type in start_events if isinstance(start_events, list) else []:
         if isinstance(event_type, str) and event_type:
             fields.setdefault(event_type, {})
-    for transition in document.get("transitions") or []:
+    transitions = document.get("transitions")
+    for transition in transitions if isinstance(transitions, list) else []:
         if not isinstance(transition, Mapping) or not isinstance(transition.get("event"), str):
             continue
-        data = fields.setdefault(transition["event"], {}) if transition["event"] else None
-        if data is None:
+        if not transition["event"]:
             continue
+        data = fields.setdefault(transition["event"], {})
         expressions = [transition.get("when")]
         if isinstance(transition.get("set"), Mapping):
             expressions += list(transition["set"].values())

@@ -50,7 +50,8 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
     if isinstance(value, Mapping):
-        return ", ".join(f"{name} = {expression}" for name, expression in value.items())
+        # Sorted: the order of context updates means nothing, and jsonb does not keep it.
+        return ", ".join(f"{name} = {expression}" for name, expression in sorted(value.items(), key=str))
     return repr(value) if isinstance(value, str) else str(value)
 
 
