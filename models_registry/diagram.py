@@ -57,6 +57,7 @@ class DiagramEdge:
     source: str  # a state key, or ANY_STATE_NODE
     target: str
     events: tuple[str, ...]  # one line per transition between these two, "event [when …]"
+    width: float | None = None  # the line's width in points, when it stands for an amount (a count)
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,8 @@ def diagram_dot(diagram: Diagram) -> str:
         attributes = [f"label={_dot_label(list(edge.events))}"]
         if edge.source == ANY_STATE_NODE:
             attributes.append('style="dashed"')
+        if edge.width is not None:
+            attributes.append(f"penwidth={edge.width:.1f}")
         lines.append(f"  {_quote(edge.source)} -> {_quote(edge.target)} [{', '.join(attributes)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
