@@ -3,6 +3,7 @@
 from django.urls import path
 
 from tracking.arrival.apis import EventIngestApi
+from tracking.insights.apis import ModelEventLogApi
 from tracking.progress.apis import InstanceDetailApi, InstanceListApi
 from tracking.progress.trial_apis import ModelTryApi
 
@@ -14,4 +15,5 @@ urlpatterns = [
     # Next to models_registry's models/<str:model_id> (a model id holds no slash). Here, not there:
     # trying runs the workers' engine, and models_registry knows nothing of tracking.
     path("models/<str:model_id>/try", ModelTryApi.as_view(), name="models-try"),
+    path("models/<str:model_id>/event-log", ModelEventLogApi.as_view(), name="models-event-log"),
 ]

@@ -77,7 +77,7 @@ def map_case(context, case):
 @schemathesis.hook
 def flatmap_path_parameters(context, path_parameters):
     path = context.operation.path if context.operation is not None else ""
-    if path in ("/api/v1/models/{model_id}", "/api/v1/models/{model_id}/try"):
+    if path in ("/api/v1/models/{model_id}", "/api/v1/models/{model_id}/try", "/api/v1/models/{model_id}/event-log"):
         return st.sampled_from([path_parameters, {**path_parameters, "model_id": MODEL}])
     if path == "/api/v1/instances/{model_id}/{transaction_id}" and TRANSACTION:
         known = {"model_id": MODEL, "transaction_id": TRANSACTION}

@@ -26,6 +26,7 @@ OPERATIONS = {
     ("/api/v1/models", "post"),
     ("/api/v1/models/{model_id}", "get"),
     ("/api/v1/models/{model_id}/try", "post"),
+    ("/api/v1/models/{model_id}/event-log", "get"),
     ("/healthz", "get"),
 }
 
