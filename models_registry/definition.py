@@ -425,6 +425,15 @@ class Definition:
     def park_ttl(self) -> timedelta:
         return parse_iso_duration(self.document["park_ttl"])
 
+    @cached_property
+    def expected_within(self) -> dict[str, timedelta]:
+        """How long an instance is expected to stay in each state that says so."""
+        return {
+            state["key"]: parse_iso_duration(state["expected_within"])
+            for state in self.document["states"]
+            if state.get("expected_within")
+        }
+
     def is_terminal(self, state: str) -> bool:
         return self.kinds[state] in TERMINAL_KINDS
 

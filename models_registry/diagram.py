@@ -12,7 +12,7 @@ Drafts are drawn as they are: a state no transition reaches from the initial sta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,8 @@ KIND_TEXT = {
     "failure": "failure (terminal)",
     "exception": "exception (a detour, square corners)",
 }
+# An instance's way through the model: its states' borders and the edges it took, in one colour.
+PATH_COLOUR = "#1565c0"
 # Exceptions have square corners, terminal states a double border: kinds differ in more than colour.
 KIND_STYLES = {"step": "rounded,filled", "success": "rounded,filled", "failure": "rounded,filled"}
 
@@ -50,6 +52,8 @@ class DiagramState:
     initial: bool = False
     unreachable: bool = False
     count: int | None = None  # instances in this state now, when the page knows
+    current: bool = False  # an instance's page: the state it is in
+    visited: bool = False  # an instance's page: a state its path went through
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class DiagramEdge:
     target: str
     events: tuple[str, ...]  # one line per transition between these two, "event [when …]"
     width: float | None = None  # the line's width in points, when it stands for an amount (a count)
+    taken: bool = False  # an instance's page: its path went this way
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Diagram:
     edges: tuple[DiagramEdge, ...]
     counts_shown: bool = False
     kinds_used: tuple[str, ...] = field(default=())
+    path_shown: bool = False
 
     @property
     def has_any_state_edges(self) -> bool:
@@ -110,10 +116,18 @@ def _entries(document: Mapping, section: str) -> list[Mapping]:
     return [entry for entry in entries if isinstance(entry, Mapping)] if isinstance(entries, list) else []
 
 
-def model_diagram(model: Definition | Mapping[str, Any], *, counts: Mapping[str, int] | None = None) -> Diagram:
+def model_diagram(
+    model: Definition | Mapping[str, Any],
+    *,
+    counts: Mapping[str, int] | None = None,
+    current: str | None = None,
+    path: Sequence[tuple[str, str]] = (),
+) -> Diagram:
     """The graph of a status model document (or a compiled Definition), with instance counts if given.
 
     ``counts`` maps state keys to how many instances are in them now; states missing from it show 0.
+    ``current`` and ``path`` (the transitions an instance took, (from, to), creation left out) mark
+    one instance's state and the way it came.
     """
     document = model.document if isinstance(model, Definition) else model
     raw_states = [s for s in _entries(document, "states") if isinstance(s.get("key"), str)]
@@ -149,6 +163,8 @@ def model_diagram(model: Definition | Mapping[str, Any], *, counts: Mapping[str,
                 labels.append(label)
 
     reachable = reachable_from(initial, successors) if initial in kinds else set()
+    taken = {(origin, to) for origin, to in path if origin}
+    visited = {state for move in taken for state in move} | ({current} if current else set())
 
     states = []
     seen: set[str] = set()
@@ -165,11 +181,30 @@ def model_diagram(model: Definition | Mapping[str, Any], *, counts: Mapping[str,
                 initial=key == initial,
                 unreachable=key not in reachable,
                 count=None if counts is None else int(counts.get(key, 0)),
+                current=key == current,
+                visited=key in visited,
             )
         )
-    edges = tuple(DiagramEdge(source, target, tuple(labels)) for (source, target), labels in grouped.items())
+    edges = tuple(
+        DiagramEdge(source, target, tuple(labels), taken=_taken(source, target, taken, grouped))
+        for (source, target), labels in grouped.items()
+    )
     used = tuple(kind for kind in STATE_KINDS if any(state.kind == kind for state in states))
-    return Diagram(states=tuple(states), edges=edges, counts_shown=counts is not None, kinds_used=used)
+    return Diagram(
+        states=tuple(states),
+        edges=edges,
+        counts_shown=counts is not None,
+        kinds_used=used,
+        path_shown=current is not None or bool(path),
+    )
+
+
+def _taken(source: str, target: str, taken: set[tuple[str, str]], drawn: Mapping[tuple[str, str], Any]) -> bool:
+    """Whether an instance's path went along this edge; a move that no edge of its own draws went
+    along the "from any open state" edge to its target."""
+    if source != ANY_STATE_NODE:
+        return (source, target) in taken
+    return any(to == target and (origin, to) not in drawn for origin, to in taken)
 
 
 def _quote(text: str) -> str:
@@ -222,6 +257,12 @@ def diagram_dot(diagram: Diagram) -> str:
             classes.append("unreachable")
             style += ",dashed"
             border = "#c62828"
+        if state.visited:
+            classes.append("visited")
+            border, penwidth = PATH_COLOUR, max(penwidth, 2.2)
+        if state.current:
+            classes.append("current")
+            border, penwidth = "#111111", 4
         peripheries = 2 if state.kind in TERMINAL_KINDS else 1
         lines.append(
             f"  {_quote(state.key)} [label={_node_label(state)}, shape=box, "
@@ -248,6 +289,8 @@ def diagram_dot(diagram: Diagram) -> str:
             attributes.append('style="dashed"')
         if edge.width is not None:
             attributes.append(f"penwidth={edge.width:.1f}")
+        if edge.taken:
+            attributes.append(f'color="{PATH_COLOUR}", fontcolor="{PATH_COLOUR}", penwidth=2.4, class="taken"')
         lines.append(f"  {_quote(edge.source)} -> {_quote(edge.target)} [{', '.join(attributes)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
