@@ -283,8 +283,23 @@ class TransitionRecord(models.Model):
         return f"{self.instance}: {self.from_state or '-'} -> {self.to_state}"
 
 
+class ReplayOutcome(models.TextChoices):
+    """What ingestion made of a replayed dead letter (the outcomes of ``events_ingest``)."""
+
+    ACCEPTED = "accepted", "Accepted into the inbox"
+    DUPLICATE = "duplicate", "Duplicate of an event already in the inbox"
+    CONFLICT = "conflict", "Conflict: its id was stored with another body"
+    REJECTED = "rejected", "Rejected again"
+
+
 class DeadLetter(models.Model):
-    """Input that was rejected: its raw bytes, where it came from, and why."""
+    """Input that was rejected: its raw bytes, where it came from, and why; then what an operator
+    did with it. An open dead letter is neither replayed nor discarded (docs/operators.md).
+
+    A replay sends the letter (or an operator's edit of it, kept in ``replayed_raw``) through
+    ``events_ingest`` again; a replay that ingestion refuses once more leaves a new dead letter, whose
+    ``replay_of`` names this one, so that every try keeps its body and its reason.
+    """
 
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
@@ -292,9 +307,68 @@ class DeadLetter(models.Model):
     raw = models.BinaryField()
     field = models.CharField(max_length=100, blank=True)
     reason = models.CharField(max_length=1000)
+    replay_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rejected_replays",
+        help_text="The dead letter whose replay was rejected again as this one.",
+    )
+
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replayed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    replayed_raw = models.BinaryField(
+        null=True, blank=True, help_text="The body replayed, when an operator edited it (otherwise ``raw``)."
+    )
+    replay_outcome = models.CharField(max_length=16, choices=ReplayOutcome.choices, blank=True)
+    replay_event_id = models.CharField(
+        max_length=128, blank=True, help_text="The inbox event it became (accepted) or already was (duplicate)."
+    )
+    replay_detail = models.CharField(
+        max_length=1000, blank=True, help_text="Why ingestion refused it again, or its warning when accepted."
+    )
+
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    discard_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        permissions = [
+            ("replay_deadletter", "Can replay dead letters (as received or edited)"),
+            ("discard_deadletter", "Can discard dead letters"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(replayed_at__isnull=True) | Q(discarded_at__isnull=True),
+                name="deadletter_replayed_or_discarded",
+            ),
+            models.CheckConstraint(
+                condition=Q(replayed_at__isnull=True) | ~Q(replay_outcome=""), name="deadletter_replay_has_outcome"
+            ),
+            models.CheckConstraint(
+                condition=Q(discarded_at__isnull=True) | ~Q(discard_reason=""), name="deadletter_discard_has_reason"
+            ),
+        ]
+        indexes = [
+            # The operator's work list: open dead letters, newest first.
+            models.Index(
+                fields=["received_at"],
+                name="deadletter_open_by_age",
+                condition=Q(replayed_at__isnull=True, discarded_at__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.source_kind} {self.source_ref}: {self.reason}"
+        return f"Dead letter #{self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.replayed_at is None and self.discarded_at is None
 
 
 class ShardLease(models.Model):
