@@ -145,6 +145,7 @@ def test_a_single_invalid_event_is_400_naming_field_and_reason_and_is_dead_lette
             "event_id": answer["results"][0]["event_id"],
             "field": field,
             "reason": answer["reason"],
+            "errors": [{"field": field, "reason": answer["reason"]}],
         }
     ]
     letter = _dead_letter(field)

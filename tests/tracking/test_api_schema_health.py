@@ -50,7 +50,7 @@ def test_schema_page_is_served_without_a_token():
     schema = response.json()
     assert schema["info"]["title"] == "statustracker API"
     events = schema["paths"]["/api/v1/events"]["post"]
-    assert set(events["responses"]) == {"202", "400", "401", "403", "429"}
+    assert set(events["responses"]) == {"202", "400", "401", "403", "409", "429"}
     assert set(events["requestBody"]["content"]) == {
         "application/json",
         "application/cloudevents+json",

@@ -222,14 +222,19 @@ def test_duplicates_in_a_file_and_across_runs_are_counted_not_stored(tmp_path):
     second = tmp_path / "second.jsonl"
     second.write_bytes(b"\r\n".join([line(envelope("b")), line(envelope("c")), line(envelope("a"))]) + b"\r\n")
 
-    assert ingest(first)[0].strip() == "2 accepted, 1 duplicate, 0 rejected"
+    out, err = ingest(first)
+    assert out.strip() == "2 accepted, 0 duplicate, 0 rejected, 1 conflict"
+    assert f"{first}:3: conflict: event_id 'a' was stored before with a different body (it differs in data)" in err
     assert ingest(second)[0].strip() == "1 accepted, 2 duplicate, 0 rejected"
 
     counts = dict(InboxEvent.objects.values_list("event_id", "duplicate_count"))
-    assert counts == {"a": 2, "b": 1, "c": 0}
-    # The first delivery wins: the duplicate's different data is not stored
+    assert counts == {"a": 1, "b": 1, "c": 0}
+    # The first delivery wins: the conflicting copy's different data is not stored, but kept as a dead letter
     assert InboxEvent.objects.get(event_id="a").envelope["data"] == {"n": 1}
-    assert not DeadLetter.objects.exists()
+    letter = DeadLetter.objects.get()
+    assert (letter.field, letter.source_ref) == ("event_id", f"{first}:3")
+    assert letter.reason.startswith("conflict: event_id 'a' was stored before with a different body")
+    assert json.loads(bytes(letter.raw))["data"] == {"n": 2}
 
 
 def test_small_batches_keep_line_numbers_and_lose_nothing(tmp_path):

@@ -14,14 +14,21 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api_access.parsers import RawBody, max_request_bytes
+from api_access.parsers import RawBody, max_request_bytes, read_body
 from api_access.permissions import CanProduceEvents
-from tracking.arrival.ingest import ACCEPTED, DUPLICATE, REJECTED, RawEvent, events_ingest
-from tracking.arrival.parsers import CloudEventBatchParser, CloudEventParser, EventsParser
+from tracking.arrival.envelope import MAX_BYTES
+from tracking.arrival.ingest import CONFLICT, OUTCOMES, REJECTED, RawEvent, events_ingest
+from tracking.arrival.parsers import (
+    CloudEventBatchParser,
+    CloudEventParser,
+    EventsParser,
+    binary_mode_event,
+    is_binary_mode,
+)
 from tracking.models import SourceKind
 
 # Named choice sets, so that the OpenAPI schema gives each its own enum (SPECTACULAR_SETTINGS).
-EVENT_RESULT_CHOICES = [ACCEPTED, DUPLICATE, REJECTED]
+EVENT_RESULT_CHOICES = list(OUTCOMES)
 
 
 # The request bodies, as JSON Schema written out by hand: what the endpoint really takes cannot be
@@ -108,12 +115,32 @@ EVENT_BATCH_SCHEMA = {
 EVENTS_REQUEST_SCHEMA = {"oneOf": [ENVELOPE_SCHEMA, CLOUD_EVENT_SCHEMA, EVENT_BATCH_SCHEMA, EVENT_LIST_SCHEMA]}
 
 
+class _FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(allow_blank=True, help_text="The field at fault ('' for the event as a whole).")
+    reason = serializers.CharField()
+
+    class Meta:
+        ref_name = "EventFieldError"
+
+
 class _EventResultSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the event in the request.")
     status = serializers.ChoiceField(choices=EVENT_RESULT_CHOICES)
-    event_id = serializers.CharField(allow_null=True)
-    field = serializers.CharField(required=False, help_text="Rejected: the field at fault ('' for the whole).")
-    reason = serializers.CharField(required=False, help_text="Rejected: why.")
+    event_id = serializers.CharField(
+        allow_null=True, help_text="The event's id; for a rejected event, the id it was sent with (null: none)."
+    )
+    field = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Rejected: the first field at fault ('' for the whole); conflict: `event_id`.",
+    )
+    reason = serializers.CharField(
+        required=False, help_text="Rejected: why; conflict: which fields differ from the event stored with this id."
+    )
+    errors = _FieldErrorSerializer(many=True, required=False, help_text="Rejected: every problem of the event.")
+    warning = serializers.CharField(
+        required=False, help_text="Accepted, but it cannot have an effect (say, no transition is for its type)."
+    )
 
     class Meta:
         ref_name = "EventResult"
@@ -169,6 +196,7 @@ class EventIngestApi(APIView):
         request_id = serializers.CharField(help_text="Names this request in dead letters' source.")
         accepted = serializers.IntegerField()
         duplicate = serializers.IntegerField()
+        conflict = serializers.IntegerField(help_text="Events whose id was stored before with a different body.")
         rejected = serializers.IntegerField()
         results = _EventResultSerializer(many=True)
 
@@ -177,7 +205,9 @@ class EventIngestApi(APIView):
 
     class ErrorSerializer(serializers.Serializer):
         detail = serializers.CharField()
-        field = serializers.CharField(help_text="The field at fault; '' when it is the request as a whole.")
+        field = serializers.CharField(
+            allow_blank=True, help_text="The field at fault; '' when it is the request as a whole."
+        )
         reason = serializers.CharField()
         request_id = serializers.CharField()
         results = _EventResultSerializer(many=True, required=False)
@@ -191,10 +221,16 @@ class EventIngestApi(APIView):
         summary="Post events",
         description=(
             'One envelope, `{"events": [...]}` or a JSON array of at most 500 envelopes, in the native or the '
-            "CloudEvents form. Each event is stored once (a repeated `event_id` is a `duplicate`) and applied "
-            "asynchronously. An invalid event is `rejected` (and kept as a dead letter) without affecting the "
-            "others; a request that is a single invalid event, or that cannot be read as events at all, is a 400. "
-            "Needs the producer scope."
+            "CloudEvents form. A CloudEvent may also come in the HTTP binary content mode, as the CloudEvents SDKs "
+            "send it by default: its attributes in `ce-*` headers (`ce-specversion`, `ce-id`, `ce-type`, "
+            "`ce-subject`, `ce-modelid`, optionally `ce-source` and `ce-time`, percent-encoded) and its data, a JSON "
+            "object, as the body (`application/json` or no Content-Type). Each event is stored once and applied "
+            "asynchronously: an `event_id` sent again with the same body is a `duplicate`, with another body a "
+            "`conflict` (not applied, kept as a dead letter). An accepted event that cannot have an effect (no "
+            "transition of the model's latest version is for its type, and it cannot start an instance) carries a "
+            "`warning`. An invalid event is `rejected` (and kept as a dead letter) with every problem in `errors`, "
+            "without affecting the others; a request that is a single invalid event, or that cannot be read as "
+            "events at all, is a 400, and a single event whose id conflicts a 409. Needs the producer scope."
         ),
         request={
             # The media type does not change how the body is read: each takes every form.
@@ -205,6 +241,9 @@ class EventIngestApi(APIView):
         responses={
             202: OutputSerializer,
             400: OpenApiResponse(ErrorSerializer, description="Not events, or a single event that was rejected."),
+            409: OpenApiResponse(
+                ErrorSerializer, description="A single event whose event_id was stored before with another body."
+            ),
             401: OpenApiResponse(description="No or invalid token."),
             403: OpenApiResponse(description="The token lacks the producer scope."),
         },
@@ -225,46 +264,74 @@ class EventIngestApi(APIView):
         ],
     )
     def post(self, request):
-        body = request.data if isinstance(request.data, RawBody) else RawBody(b"")
         request_id = uuid.uuid4().hex[:16]
         source_ref = f"api/{request.auth.prefix}/{request_id}"
-        try:
-            items, is_batch = _request_items(body, source_ref)
-        except _RequestRejected as exc:
-            detail = f"{exc.field}: {exc.reason}" if exc.field else f"Request {exc.reason}."
-            return Response(
-                self.ErrorSerializer(
-                    {"detail": detail, "field": exc.field, "reason": exc.reason, "request_id": request_id}
-                ).data,
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        if is_binary_mode(headers=request.headers, content_type=request.content_type):
+            # The body is the event's data, in whatever media type: read it here, not by a parser.
+            body = read_body(request.stream, limit=max_request_bytes(), keep=MAX_BYTES + 1)
+            items, is_batch = _binary_mode_items(request, body, source_ref)
+        else:
+            body = request.data if isinstance(request.data, RawBody) else RawBody(b"")
+            try:
+                items, is_batch = _request_items(body, source_ref)
+            except _RequestRejected as exc:
+                detail = f"{exc.field}: {exc.reason}" if exc.field else f"Request {exc.reason}."
+                return Response(
+                    self.ErrorSerializer(
+                        {"detail": detail, "field": exc.field, "reason": exc.reason, "request_id": request_id}
+                    ).data,
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
 
         results = events_ingest(items=items, source_kind=SourceKind.API)
 
-        rows = []
-        for index, result in enumerate(results):
-            row = {"index": index, "status": result.status, "event_id": result.event_id}
-            if result.status == REJECTED:
-                row.update(field=result.field, reason=result.reason)
-            rows.append(row)
-        counts = {name: sum(1 for r in results if r.status == name) for name in (ACCEPTED, DUPLICATE, REJECTED)}
-        if not is_batch and results[0].status == REJECTED:
-            rejected = results[0]
-            reason = f"request body larger than {max_request_bytes()} bytes" if body.truncated else rejected.reason
-            detail = f"Event rejected: {rejected.field}: {reason}" if rejected.field else f"Event rejected: {reason}"
+        rows = [_result_row(index, result) for index, result in enumerate(results)]
+        counts = {name: sum(1 for r in results if r.status == name) for name in OUTCOMES}
+        single = results[0] if not is_batch else None
+        if single is not None and single.status in (REJECTED, CONFLICT):
+            reason = single.reason
+            if single.status == REJECTED and body.truncated:
+                reason = f"request body larger than {max_request_bytes()} bytes"
+            problems = "; ".join(f"{f}: {r}" if f else r for f, r in single.errors[1:])
+            detail = f"{single.field}: {reason}" if single.field else reason
+            detail = f"{detail}; {problems}" if problems else detail
+            prefix = "Event rejected" if single.status == REJECTED else "Event id conflict"
             return Response(
                 self.ErrorSerializer(
                     {
-                        "detail": detail,
-                        "field": rejected.field,
+                        "detail": f"{prefix}: {detail}",
+                        "field": single.field,
                         "reason": reason,
                         "request_id": request_id,
                         "results": rows,
                     }
                 ).data,
-                status=status.HTTP_400_BAD_REQUEST,
+                status=status.HTTP_400_BAD_REQUEST if single.status == REJECTED else status.HTTP_409_CONFLICT,
             )
         return Response(
             self.OutputSerializer({"request_id": request_id, **counts, "results": rows}).data,
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+def _result_row(index: int, result) -> dict:
+    row = {"index": index, "status": result.status, "event_id": result.event_id}
+    if result.status == REJECTED:
+        row.update(
+            field=result.field,
+            reason=result.reason,
+            errors=[{"field": field, "reason": reason} for field, reason in result.errors],
+        )
+    elif result.status == CONFLICT:
+        row.update(field=result.field, reason=result.reason)
+    elif result.warning:
+        row["warning"] = result.warning
+    return row
+
+
+def _binary_mode_items(request, body: RawBody, source_ref: str) -> tuple[list[RawEvent], bool]:
+    """The one event of a request in CloudEvents' binary content mode."""
+    if body.truncated:
+        return [RawEvent(body.data, f"{source_ref} (first {len(body.data)} bytes kept)")], False
+    event = binary_mode_event(headers=request.headers, content_type=request.content_type, body=body.data)
+    return [RawEvent(event, source_ref)], False

@@ -10,13 +10,22 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from models_registry.selectors import current_versions
-from tracking.arrival.envelope import Envelope, EnvelopeError, decode, parse
+from models_registry.selectors import current_versions, version_definition
+from tracking.arrival.envelope import (
+    Envelope,
+    EnvelopeError,
+    body_differences,
+    decode,
+    parse,
+    sent_event_id,
+    stored_envelope,
+)
 from tracking.bulk import bulk_insert, text_in
 from tracking.inbox.dispatch import enqueue_instances
 from tracking.models import DeadLetter, InboxEvent, ProcessInstance
@@ -27,7 +36,8 @@ logger = logging.getLogger(__name__)
 DEADLOCK_DETECTED = "40P01"
 DEADLOCK_ATTEMPTS = 3
 
-ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+ACCEPTED, DUPLICATE, CONFLICT, REJECTED = "accepted", "duplicate", "conflict", "rejected"
+OUTCOMES = (ACCEPTED, DUPLICATE, CONFLICT, REJECTED)
 
 
 @dataclass(frozen=True)
@@ -41,10 +51,16 @@ class RawEvent:
 
 @dataclass(frozen=True)
 class IngestResult:
+    """What became of one item. ``field`` and ``reason`` are the first problem of a rejected item and
+    ``errors`` all of them; ``reason`` also says what a conflict differs in; ``warning`` marks an
+    accepted event that cannot have an effect."""
+
     status: str
     event_id: str | None = None
     field: str = ""
     reason: str = ""
+    errors: tuple[tuple[str, str], ...] = ()
+    warning: str = ""
 
 
 def _raw_bytes(payload: bytes | object) -> bytes:
@@ -56,10 +72,26 @@ def _raw_bytes(payload: bytes | object) -> bytes:
         return repr(payload).encode()
 
 
-def _parse(item: RawEvent) -> Envelope:
-    if isinstance(item.payload, bytes):
-        return parse(decode(item.payload), default_event_id=item.default_event_id, size=len(item.payload))
-    return parse(item.payload, default_event_id=item.default_event_id)
+def _decoded(item: RawEvent) -> Any:
+    return decode(item.payload) if isinstance(item.payload, bytes) else item.payload
+
+
+def _sent_model_id(value: Any, error: EnvelopeError) -> tuple[str, str] | None:
+    """The model id (and the name of its field) sent with a rejected value, when it is a text the
+    checks found nothing wrong with: whether such a model exists is one more thing to report."""
+    if not isinstance(value, dict):
+        return None
+    name = "modelid" if "specversion" in value else "model_id"
+    model_id = value.get(name)
+    if not isinstance(model_id, str) or any(field == name for field, _ in error.errors):
+        return None
+    return model_id, name
+
+
+def _dead_letter_reason(errors: Sequence[tuple[str, str]]) -> str:
+    if len(errors) == 1:
+        return errors[0][1]
+    return "; ".join(f"{field}: {reason}" if field else reason for field, reason in errors)
 
 
 def events_ingest(*, items: Sequence[RawEvent], source_kind: str) -> list[IngestResult]:
@@ -75,51 +107,50 @@ def events_ingest(*, items: Sequence[RawEvent], source_kind: str) -> list[Ingest
     dead: list[DeadLetter] = []
 
     def reject(index: int, error: EnvelopeError, event_id: str | None = None) -> None:
-        results[index] = IngestResult(REJECTED, event_id=event_id, field=error.field, reason=error.reason)
-        dead.append(
-            DeadLetter(
-                source_kind=source_kind,
-                source_ref=items[index].source_ref[:500],
-                raw=_raw_bytes(items[index].payload),
-                field=error.field,
-                reason=error.reason[:1000],
-            )
+        results[index] = IngestResult(
+            REJECTED, event_id=event_id, field=error.field, reason=error.reason, errors=error.errors
         )
+        dead.append(_dead_letter(items[index], source_kind, error.field, _dead_letter_reason(error.errors)))
 
+    refused: dict[int, tuple[EnvelopeError, Any]] = {}
     for index, item in enumerate(items):
+        value = None
         try:
-            envelopes[index] = _parse(item)
+            value = _decoded(item)
+            size = len(item.payload) if isinstance(item.payload, bytes) else None
+            envelopes[index] = parse(value, default_event_id=item.default_event_id, size=size)
         except EnvelopeError as error:
-            reject(index, error)
+            refused[index] = (error, value)
 
-    versions = current_versions(keys={e.model_id for e in envelopes.values()})
-    seen_in_batch: set[str] = set()
+    sent_models = {index: _sent_model_id(value, error) for index, (error, value) in refused.items()}
+    versions = current_versions(
+        keys={e.model_id for e in envelopes.values()} | {sent[0] for sent in sent_models.values() if sent}
+    )
+    for index, (error, value) in refused.items():
+        sent = sent_models[index]
+        if sent and sent[0] not in versions:
+            unknown = (sent[1], f"unknown model {sent[0]!r}")
+            error = EnvelopeError(error.field, error.reason, errors=[*error.errors, unknown])
+        reject(index, error, sent_event_id(value, default_event_id=items[index].default_event_id))
+
+    # Later copies of an id in this batch are decided once the first one is (_store).
+    repeats: dict[int, Envelope] = {}
+    first_in_batch: dict[str, int] = {}
     for index, envelope in list(envelopes.items()):
         if envelope.model_id not in versions:
             del envelopes[index]
             reject(
                 index, EnvelopeError(envelope.model_field, f"unknown model {envelope.model_id!r}"), envelope.event_id
             )
-        elif envelope.event_id in seen_in_batch:
-            del envelopes[index]
-            results[index] = IngestResult(DUPLICATE, event_id=envelope.event_id)
+        elif envelope.event_id in first_in_batch:
+            repeats[index] = envelopes.pop(index)
         else:
-            seen_in_batch.add(envelope.event_id)
+            first_in_batch[envelope.event_id] = index
 
-    in_batch_duplicates = Counter(r.event_id for r in results if r is not None and r.status == DUPLICATE)
     for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                _store(
-                    envelopes,
-                    versions,
-                    items,
-                    results,
-                    dead,
-                    Counter(in_batch_duplicates),
-                    now=now,
-                    source_kind=source_kind,
-                )
+                _store(envelopes, repeats, versions, items, results, dead, now=now, source_kind=source_kind)
             break
         except OperationalError as error:
             # Two producers storing the same event ids in different orders can deadlock on the
@@ -130,13 +161,35 @@ def events_ingest(*, items: Sequence[RawEvent], source_kind: str) -> list[Ingest
     return results  # type: ignore[return-value]
 
 
-def _store(envelopes, versions, items, results, dead, duplicates: Counter, *, now, source_kind: str) -> None:
-    """One try at writing a batch: dead letters, instance rows, inbox rows, duplicate counts."""
+def _dead_letter(item: RawEvent, source_kind: str, field: str, reason: str) -> DeadLetter:
+    return DeadLetter(
+        source_kind=source_kind,
+        source_ref=item.source_ref[:500],
+        raw=_raw_bytes(item.payload),
+        field=field,
+        reason=reason[:1000],
+    )
+
+
+def _no_effect_warning(version, event_type: str) -> str:
+    """Words for an event that no instance of the model's latest version can take: no transition is
+    for its type, and it cannot start one. (Any handler's move must be a declared transition.)"""
+    definition = version_definition(version_id=version.id)
+    if definition.may_start(event_type) or definition.transitions_for(event_type):
+        return ""
+    return (
+        f"no effect: version {version.number} of {version.model.key!r} has no transition for {event_type!r} "
+        "and does not start instances with it, so its instances will ignore this event"
+    )
+
+
+def _store(envelopes, repeats, versions, items, results, dead, *, now, source_kind: str) -> None:
+    """One try at writing a batch: dead letters, instance rows, inbox rows, duplicates and conflicts."""
     DeadLetter.objects.bulk_create(dead)
     instance_ids, created = _reserve_instances(envelopes.values(), versions)
     # The unique constraint alone decides what is new: the insert returns the ids it stored,
     # and an id it skipped (seen before, or stored by a concurrent producer a moment ago) is a
-    # duplicate.
+    # duplicate, or a conflict when its body differs from the stored one.
     stored = set(
         bulk_insert(
             InboxEvent,
@@ -158,23 +211,60 @@ def _store(envelopes, versions, items, results, dead, duplicates: Counter, *, no
             returning="event_id",
         )
     )
+    # Each id's body as stored: this batch's when the insert took it, otherwise the row's (read only
+    # when an id was seen before, which a valid event's way never meets).
+    bodies = {e.event_id: e for e in envelopes.values() if e.event_id in stored}
+    bodies.update(_stored_bodies({e.event_id for e in envelopes.values()} - stored))
     queues = {}
-    for index, envelope in envelopes.items():
-        instance_id = instance_ids[(envelope.model_id, envelope.transaction_id)]
-        if envelope.event_id in stored:
-            results[index] = IngestResult(ACCEPTED, event_id=envelope.event_id)
-            queues[instance_id] = versions[envelope.model_id].model.queue
-        else:
+    warnings: dict[tuple[int, str], str] = {}
+    duplicates: Counter = Counter()
+    conflicts: list[DeadLetter] = []
+    for index, envelope in sorted([*envelopes.items(), *repeats.items()]):
+        if index in envelopes and envelope.event_id in stored:
+            version = versions[envelope.model_id]
+            key = (version.id, envelope.event_type)
+            if key not in warnings:
+                warnings[key] = _no_effect_warning(version, envelope.event_type)
+            results[index] = IngestResult(ACCEPTED, event_id=envelope.event_id, warning=warnings[key])
+            queues[instance_ids[(envelope.model_id, envelope.transaction_id)]] = version.model.queue
+            continue
+        body = bodies.get(envelope.event_id)
+        differences = body_differences(envelope, body) if body is not None else []
+        if not differences:
             results[index] = IngestResult(DUPLICATE, event_id=envelope.event_id)
             duplicates[envelope.event_id] += 1
-    # An instance row reserved here for duplicates only (an id reused for another transaction)
-    # would wait for ever with no event: it goes again. Nobody else can see it before this commits.
+            continue
+        reason = (
+            f"event_id {envelope.event_id!r} was stored before with a different body "
+            f"(it differs in {', '.join(differences)}); this event is not applied"
+        )
+        results[index] = IngestResult(CONFLICT, event_id=envelope.event_id, field="event_id", reason=reason)
+        conflicts.append(_dead_letter(items[index], source_kind, "event_id", f"conflict: {reason}"))
+    DeadLetter.objects.bulk_create(conflicts)
+    # An instance row reserved here for duplicates or conflicts only (an id reused for another
+    # transaction) would wait for ever with no event: it goes again. Nobody else can see it before
+    # this commits.
     unused = created - set(queues)
     if unused:
         ProcessInstance.objects.filter(pk__in=unused).delete()
     _count_duplicates(duplicates)
     if queues:
         transaction.on_commit(lambda: enqueue_instances(queues))
+
+
+def _stored_bodies(event_ids: set[str]) -> dict[str, Envelope]:
+    """The stored envelopes of these ids, as their producers sent them."""
+    if not event_ids:
+        return {}
+    rows = InboxEvent.objects.filter(event_id__in=text_in(event_ids)).values_list(
+        "envelope", "occurred_at", "received_at"
+    )
+    # A missing occurred_at is stored as the time of receipt, to the microsecond; a producer's own
+    # time never equals it.
+    return {
+        document["event_id"]: stored_envelope(document, occurred_at=None if occurred == received else occurred)
+        for document, occurred, received in rows
+    }
 
 
 def _count_duplicates(counts: Counter) -> None:

@@ -24,7 +24,7 @@ from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 from botocore.exceptions import ClientError
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
 
-from tracking.arrival.ingest import REJECTED
+from tracking.arrival.ingest import CONFLICT, REJECTED
 from tracking.arrival.kinesis import metrics
 from tracking.arrival.kinesis.client import Backoff, error_code, failure_kind, is_retryable
 from tracking.arrival.kinesis.leases import (
@@ -532,7 +532,8 @@ class KinesisConsumer:
         metrics.RECORDS.labels(self.settings.stream, lease.shard_id).inc(len(records))
         metrics.BATCH_SECONDS.labels(self.settings.stream).observe(time.monotonic() - started)
         for record, result in zip(records, results, strict=False):
-            if result.status == REJECTED:
+            # A conflict (an event id reused with another body) is kept as a dead letter too.
+            if result.status in (REJECTED, CONFLICT):
                 metrics.REJECTED.labels(self.settings.stream, lease.shard_id).inc()
                 logger.warning(
                     "dead-lettered %s: %s%s",

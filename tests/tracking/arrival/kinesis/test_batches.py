@@ -95,3 +95,29 @@ def test_a_record_the_database_refuses_is_found_by_bisecting_and_dead_lettered(m
     assert "DataError: value refused by the database" in letter.reason
     lease = ShardLease.objects.get()
     assert (lease.checkpoint_sequence, lease.records_processed) == ("107", 8)
+
+
+def test_a_record_reusing_an_event_id_with_another_body_is_dead_lettered_and_logged(caplog):
+    # Given e-1 stored from an earlier record
+    load_example_model()
+    consumer, reader = _consumer_with_lease()
+    consumer.process_batch(reader, [UserRecord("100", 0, _envelope(1))])
+
+    # When a later record reuses its id for another transaction, beside a redelivery of the first
+    other = _envelope(1, transaction_id="T-other")
+    with caplog.at_level("WARNING", logger="tracking.arrival.kinesis.consumer"):
+        consumer.process_batch(reader, [UserRecord("101", 0, other), UserRecord("102", 0, _envelope(1))])
+
+    # Then it is not stored or applied, but kept as a dead letter and logged; the redelivery is a duplicate
+    assert list(InboxEvent.objects.values_list("event_id", "envelope__transaction_id", "duplicate_count")) == [
+        ("e-1", "T-1", 1)
+    ]
+    letter = DeadLetter.objects.get()
+    assert (letter.field, letter.source_ref, bytes(letter.raw)) == (
+        "event_id",
+        "orders/shardId-000000000000/101",
+        other,
+    )
+    assert letter.reason.startswith("conflict: event_id 'e-1' was stored before with a different body")
+    assert "dead-lettered orders/shardId-000000000000/101: event_id: event_id 'e-1' was stored before" in caplog.text
+    assert ShardLease.objects.get().checkpoint_sequence == "102"
