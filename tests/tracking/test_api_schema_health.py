@@ -22,6 +22,7 @@ OPERATIONS = {
     ("/api/v1/handlers", "get"),
     ("/api/v1/instances", "get"),
     ("/api/v1/instances/{model_id}/{transaction_id}", "get"),
+    ("/api/v1/instances/{model_id}/{transaction_id}/events", "get"),
     ("/api/v1/models", "get"),
     ("/api/v1/models", "post"),
     ("/api/v1/models/{model_id}", "get"),

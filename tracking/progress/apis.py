@@ -1,20 +1,34 @@
-"""``GET /api/v1/instances``: readers list instances and read one, with milestones and history."""
+"""``GET /api/v1/instances``: readers list instances, read one with milestones and history, and list the
+events of a transaction with their outcomes.
+
+Transaction ids are free text and may hold slashes: see ``tracking/urls.py`` for how the routes tell
+``…/{transaction_id}/events`` from an id that ends in ``/events``.
+"""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from urllib.parse import unquote
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_access.pagination import ApiPagination
+from api_access.paths import raw_request_path
 from api_access.permissions import CanRead
 from api_access.query import validated_query
-from tracking.models import InstanceStatus
+from tracking.models import EventStatus, InstanceStatus, SourceKind
 from tracking.progress.links import instance_tracking_url
 from tracking.progress.milestones import CURRENT, REACHED, UPCOMING
-from tracking.progress.selectors import InstanceDetail, instance_detail, instance_list, instance_state_label
+from tracking.progress.selectors import (
+    InstanceDetail,
+    instance_detail,
+    instance_list,
+    instance_state_label,
+    transaction_events,
+)
 
 # Named choice sets, so that the OpenAPI schema gives each its own enum (SPECTACULAR_SETTINGS).
 MILESTONE_STATUS_CHOICES = [REACHED, CURRENT, UPCOMING]
@@ -59,6 +73,30 @@ class _FailedEventSerializer(serializers.Serializer):
         ref_name = "FailedEvent"
 
 
+class _EventCountsSerializer(serializers.Serializer):
+    """One count per outcome, so that the schema names each."""
+
+    pending = serializers.IntegerField(help_text="Stored, not applied yet.")
+    applied = serializers.IntegerField()
+    parked = serializers.IntegerField(help_text="Waiting for the instance to catch up.")
+    ignored = serializers.IntegerField()
+    expired = serializers.IntegerField(help_text="Parked for longer than the model's park_ttl.")
+    failed = serializers.IntegerField(help_text="Failed on every try; holds the instance.")
+    skipped = serializers.IntegerField(help_text="A failed event an operator skipped.")
+
+    class Meta:
+        ref_name = "EventCounts"
+
+
+_TRANSACTION_ID_HELP = (
+    "The transaction id, percent-encoded as a path segment: a `/` in it is `%2F`, a `%` is `%25`, a space "
+    "`%20`, other characters their UTF-8 bytes (`ORD%2F7`, `caf%C3%A9`)."
+)
+_TRANSACTION_ID_PARAMETER = OpenApiParameter(
+    "transaction_id", str, OpenApiParameter.PATH, description=_TRANSACTION_ID_HELP
+)
+
+
 class InstanceDetailApi(APIView):
     """Readers see one instance: where it is, how it got there, and what comes next."""
 
@@ -76,6 +114,12 @@ class InstanceDetailApi(APIView):
         context = serializers.DictField()
         history = _HistoryEntrySerializer(many=True)
         parked_events = serializers.IntegerField(help_text="Events waiting for the instance to catch up.")
+        event_counts = _EventCountsSerializer(
+            help_text="The transaction's events by outcome; listed one by one at `.../events`."
+        )
+        duplicate_events = serializers.IntegerField(
+            help_text="Copies of the transaction's events received again (same event id and body), not stored."
+        )
         failed_events = _FailedEventSerializer(
             many=True,
             help_text="Events that failed to apply on every try. The instance's later events wait until an "
@@ -121,6 +165,8 @@ class InstanceDetailApi(APIView):
                 for record in detail.history
             ],
             "parked_events": detail.parked_events,
+            "event_counts": detail.event_counts,
+            "duplicate_events": detail.duplicates,
             "failed_events": [
                 {"event_id": e.event_id, "event_type": e.event_type, "error": e.reason, "failed_at": e.processed_at}
                 for e in detail.failed_events
@@ -136,9 +182,11 @@ class InstanceDetailApi(APIView):
         summary="One instance",
         description=(
             "State (with its customer-facing label), outcome status, milestones (reached, current, upcoming, "
-            "with the time each was first reached), context, history and the number of parked events. "
-            "An instance that no event has started yet does not exist here (404). Needs the reader scope."
+            "with the time each was first reached), context, history, and its events counted by outcome. "
+            "An instance that no event has started yet does not exist here (404); its events do, at "
+            "`.../events`. Needs the reader scope."
         ),
+        parameters=[_TRANSACTION_ID_PARAMETER],
         responses={
             200: OutputSerializer,
             401: OpenApiResponse(description="No or invalid token."),
@@ -147,14 +195,92 @@ class InstanceDetailApi(APIView):
         },
     )
     def get(self, request, model_id: str, transaction_id: str):
+        return self.answer(request, model_id=model_id, transaction_id=transaction_id)
+
+    @classmethod
+    def answer(cls, request, *, model_id: str, transaction_id: str) -> Response:
         detail = instance_detail(model_key=model_id, transaction_id=transaction_id)
         if detail is None:
             raise NotFound(f"No instance of model {model_id!r} for transaction {transaction_id!r}.")
         output = {
-            **self._output(detail),
+            **cls._output(detail),
             "tracking_url": instance_tracking_url(instance=detail.instance, request=request),
         }
-        return Response(self.OutputSerializer(output).data)
+        return Response(cls.OutputSerializer(output).data)
+
+
+def _events_segment_is_a_separator(request) -> bool:
+    """Whether the path's last ``/events`` was sent as a segment of its own, not as the end of an id
+    whose ``/`` was percent-encoded (``ORD%2Fevents``). Servers decode ``%2F`` before routing, so only
+    the path as sent tells (gunicorn, uWSGI and ASGI servers keep it); without it, it is a segment."""
+    raw = raw_request_path(request)
+    if raw is None:
+        return True
+    return unquote(raw.rsplit("/", 1)[-1]) == "events"
+
+
+class InstanceEventListApi(APIView):
+    """Readers see every event of a transaction with its outcome, before and after it starts an instance."""
+
+    permission_classes = [CanRead]
+    pagination_class = ApiPagination
+
+    class OutputSerializer(serializers.Serializer):
+        event_id = serializers.CharField()
+        event_type = serializers.CharField()
+        status = serializers.ChoiceField(choices=EventStatus.choices, help_text="The event's outcome so far.")
+        reason = serializers.CharField(
+            allow_blank=True,
+            help_text="Why it was parked, ignored or expired; the error of a failed event; who skipped one.",
+        )
+        occurred_at = serializers.DateTimeField(help_text="When the source system saw it.")
+        received_at = serializers.DateTimeField(help_text="When the service stored it.")
+        processed_at = serializers.DateTimeField(allow_null=True, help_text="When its outcome was decided.")
+        expires_at = serializers.DateTimeField(
+            allow_null=True, help_text="Parked: when it expires unless the instance catches up (park_ttl)."
+        )
+        duplicates = serializers.IntegerField(
+            source="duplicate_count", help_text="Copies received again (same event id and body), not stored."
+        )
+        source = serializers.CharField(source="sent_source", allow_blank=True, default="")
+        source_kind = serializers.ChoiceField(choices=SourceKind.choices, help_text="How it arrived.")
+
+        class Meta:
+            ref_name = "TransactionEvent"
+
+    @extend_schema(
+        operation_id="instances_events_list",
+        tags=["instances"],
+        summary="The events of a transaction",
+        description=(
+            "Every event stored for the transaction, in arrival order (the order they are applied in), each with "
+            "its outcome: `pending`, `applied`, `parked` (with `expires_at`), `ignored` (with the reason), "
+            "`expired`, `failed` (with the error) or `skipped`; copies received again are counted in "
+            "`duplicates`. A transaction whose events have not started an instance yet is listed too: its "
+            "events are parked. 404 only when the transaction has no event at all. Needs the reader scope."
+        ),
+        parameters=[_TRANSACTION_ID_PARAMETER],
+        responses={
+            200: OutputSerializer(many=True),
+            400: OpenApiResponse(description="`limit` or `offset` is invalid."),
+            401: OpenApiResponse(description="No or invalid token."),
+            403: OpenApiResponse(description="The token lacks the reader scope."),
+            404: OpenApiResponse(description="No event of this model and transaction."),
+        },
+    )
+    def get(self, request, model_id: str, transaction_id: str):
+        if not _events_segment_is_a_separator(request):
+            # ".../ORD%2Fevents": the instance "ORD/events" itself, not the events of "ORD".
+            return InstanceDetailApi.answer(request, model_id=model_id, transaction_id=f"{transaction_id}/events")
+        found = transaction_events(model_key=model_id, transaction_id=transaction_id)
+        if found is None:
+            raise NotFound(f"No event of model {model_id!r} for transaction {transaction_id!r}.")
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(found.events, request, view=self)
+        for event in page:
+            parked = event.status == EventStatus.PARKED and found.park_ttl is not None
+            event.expires_at = event.received_at + found.park_ttl if parked else None
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
 class InstanceListApi(APIView):

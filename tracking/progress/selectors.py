@@ -7,14 +7,15 @@ can see: every selector here leaves them out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.fields.json import KT
 
 from models_registry.definition import Definition
-from models_registry.selectors import version_definition
+from models_registry.selectors import current_versions, version_definition
 from tracking.models import EventStatus, InboxEvent, InstanceStatus, ProcessInstance, TransitionRecord
 from tracking.progress.customer_page import CustomerPage, HistoryRow, MilestoneStats, build_page, completion_stats
 from tracking.progress.milestones import BranchPlan, instance_milestones
@@ -28,8 +29,13 @@ class InstanceDetail:
     definition: Definition
     history: list[TransitionRecord]
     milestones: list[dict]
-    parked_events: int
+    event_counts: dict[str, int]
+    duplicates: int
     failed_events: list[InboxEvent]
+
+    @property
+    def parked_events(self) -> int:
+        return self.event_counts[EventStatus.PARKED]
 
     def state_label(self, key: str) -> str:
         return state_labels(self.definition).get(key, key)
@@ -94,8 +100,21 @@ def instance_history(*, instance: ProcessInstance) -> list[TransitionRecord]:
     )
 
 
-def instance_parked_count(*, instance: ProcessInstance) -> int:
-    return InboxEvent.objects.filter(instance=instance, status=EventStatus.PARKED).count()
+def instance_event_counts(*, instance: ProcessInstance) -> tuple[dict[str, int], int]:
+    """How many of the instance's events have each outcome (every outcome named, 0 included), and how
+    many copies of them were received again (duplicates), in one query."""
+    rows = (
+        InboxEvent.objects.filter(instance=instance)
+        .values_list("status")
+        .annotate(count=Count("id"), duplicates=Sum("duplicate_count"))
+        .order_by()
+    )
+    counts = dict.fromkeys(EventStatus.values, 0)
+    duplicates = 0
+    for status, count, copies in rows:
+        counts[status] = count
+        duplicates += copies or 0
+    return counts, duplicates
 
 
 def instance_failed_events(*, instance: ProcessInstance) -> list[InboxEvent]:
@@ -114,14 +133,66 @@ def instance_detail(*, model_key: str, transaction_id: str) -> InstanceDetail | 
         return None
     definition = version_definition(version_id=instance.version_id)
     history = instance_history(instance=instance)
+    counts, duplicates = instance_event_counts(instance=instance)
     return InstanceDetail(
         instance=instance,
         definition=definition,
         history=history,
         milestones=instance_milestones(instance, definition, history),
-        parked_events=instance_parked_count(instance=instance),
+        event_counts=counts,
+        duplicates=duplicates,
         failed_events=instance_failed_events(instance=instance),
     )
+
+
+@dataclass(frozen=True)
+class TransactionEvents:
+    """The events of one transaction, whether or not they have started its instance yet."""
+
+    events: QuerySet[InboxEvent]
+    # How long a parked event waits: the park_ttl of the version its instance is pinned to or, for a
+    # transaction not started yet, of the model's latest version (docs/decisions.md).
+    park_ttl: timedelta | None
+
+
+def transaction_events(*, model_key: str, transaction_id: str) -> TransactionEvents | None:
+    """Every event of (model, transaction) in arrival order, with their outcomes; None when it has none.
+
+    Unlike the instance reads above, this one includes the reserved row of a transaction that no event
+    has started yet: its parked events are exactly what a reader wants to see then.
+    """
+    instance = (
+        ProcessInstance.objects.filter(model__key=model_key, transaction_id=transaction_id)
+        .only("id", "version_id")
+        .first()
+    )
+    if instance is None:
+        return None
+    events = (
+        InboxEvent.objects.filter(instance=instance)
+        .annotate(sent_source=KT("envelope__source"))
+        .only(
+            "id",
+            "event_id",
+            "event_type",
+            "status",
+            "reason",
+            "occurred_at",
+            "received_at",
+            "processed_at",
+            "duplicate_count",
+            "source_kind",
+        )
+        .order_by("id")
+    )
+    if not events.exists():
+        return None
+    if instance.version_id is not None:
+        park_ttl = version_definition(version_id=instance.version_id).park_ttl
+    else:
+        latest = current_versions(keys=[model_key]).get(model_key)
+        park_ttl = version_definition(version_id=latest.id).park_ttl if latest else None
+    return TransactionEvents(events=events, park_ttl=park_ttl)
 
 
 def instance_list(
