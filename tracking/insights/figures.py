@@ -4,7 +4,8 @@ Pure Python (no ORM). The figures cover a **cohort**: the started instances of t
 version, or all) whose start falls in the time window. Over that cohort:
 
 - instances by state now, and by outcome (conversion to success and failure, or still open);
-- throughput per day: instances started, and instances that reached success or failure, each day;
+- throughput per day: instances started, and instances that reached success or failure (the time
+  they entered their outcome state), each day;
 - dwell: how long a visit to a state lasted, from the transition into it to the next one (the
   chain of the instance's history in the order it was applied), as median and 90th percentile
   (linear interpolation, PostgreSQL's ``percentile_cont``); visits still going are not finished
@@ -78,6 +79,7 @@ class CohortInstance:
     state: str
     status: str
     started_at: datetime
+    state_entered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ def tally_history(
         tallies.now[instance.state] += 1
         tallies.statuses[instance.status] += 1
         tallies.started[day_of(instance.started_at, zone)] += 1
+        if instance.status in OUTCOME_STATUSES and instance.state_entered_at is not None:
+            tallies.finished[(day_of(instance.state_entered_at, zone), instance.status)] += 1
     milestone_of = {state: i for i, group in enumerate(facts.milestones) for state in group["states"]}
     dwell: dict[str, list[float]] = defaultdict(list)
     spans: dict[int, list[float]] = defaultdict(list)
@@ -129,8 +133,6 @@ def tally_history(
                 tallies.starts[state] += 1
             if later is None:
                 tallies.ends[state] += 1
-                if instance.status in OUTCOME_STATUSES:
-                    tallies.finished[(day_of(entered_at, zone), instance.status)] += 1
             else:
                 tallies.follows[(state, later[0])] += 1
                 dwell[state].append(_seconds(later[1], entered_at))

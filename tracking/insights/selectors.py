@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from models_registry.definition import parse_iso_duration
@@ -42,6 +42,7 @@ WINDOWS = (7, 30, 90, 365)  # days; None is all time
 DEFAULT_WINDOW = 30
 CACHE_VERSION = 1
 EXPORT_CHUNK = 5000
+POSTGRES_WORK_MEM = "128MB"
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ def _python_tallies(scope: DashboardScope, facts: ModelFacts) -> Tallies:
     cohort = _cohort(scope)
     instances = (
         CohortInstance(*row)
-        for row in cohort.values_list("id", "version_id", "state", "status", "started_at").iterator(chunk_size=5000)
+        for row in cohort.values_list("id", "version_id", "state", "status", "started_at", "state_entered_at").iterator(
+            chunk_size=5000
+        )
     )
     steps = (
         TransitionRecord.objects.filter(instance__in=cohort.values("id"))
@@ -132,17 +135,22 @@ def _python_tallies(scope: DashboardScope, facts: ModelFacts) -> Tallies:
 # computed once and read by each branch of the UNION).
 _POSTGRES_FIGURES = """
 WITH cohort AS MATERIALIZED (
-    SELECT id, version_id, state, status, started_at
+    SELECT id, version_id, state, status, started_at, state_entered_at
     FROM tracking_processinstance
     WHERE model_id = %(model)s AND status <> 'waiting' AND version_id IS NOT NULL {cohort_filters}
 ),
 steps AS MATERIALIZED (
-    SELECT t.instance_id, c.version_id, c.status, t.to_state AS state, t.occurred_at AS entered_at,
+    SELECT c.id AS instance_id, c.version_id, c.status, t.to_state AS state, t.occurred_at AS entered_at,
            LEAD(t.occurred_at) OVER applied AS left_at,
            LEAD(t.to_state) OVER applied AS next_state,
            ROW_NUMBER() OVER applied = 1 AS first
-    FROM tracking_transitionrecord t JOIN cohort c ON c.id = t.instance_id
-    WINDOW applied AS (PARTITION BY t.instance_id ORDER BY t.id)
+    -- Each instance's rows through the index on instance_id. OFFSET 0 keeps the planner from
+    -- turning this into a join that walks the whole history table's index (it expects many
+    -- more rows per instance than there are).
+    FROM cohort c CROSS JOIN LATERAL (
+        SELECT id, to_state, occurred_at FROM tracking_transitionrecord WHERE instance_id = c.id OFFSET 0
+    ) t
+    WINDOW applied AS (PARTITION BY c.id ORDER BY t.id)
 ),
 expected AS (
     SELECT * FROM unnest(%(expected_versions)s::bigint[], %(expected_states)s::text[],
@@ -155,12 +163,12 @@ UNION ALL
 SELECT 'started', to_char((started_at AT TIME ZONE %(zone)s)::date, 'YYYY-MM-DD'), NULL, count(*), NULL, NULL
 FROM cohort GROUP BY 2
 UNION ALL
-SELECT 'finished', to_char((entered_at AT TIME ZONE %(zone)s)::date, 'YYYY-MM-DD'), status, count(*), NULL, NULL
-FROM steps WHERE next_state IS NULL AND status IN ('succeeded', 'failed') GROUP BY 2, 3
+SELECT 'finished', to_char((state_entered_at AT TIME ZONE %(zone)s)::date, 'YYYY-MM-DD'), status, count(*), NULL, NULL
+FROM cohort WHERE status IN ('succeeded', 'failed') AND state_entered_at IS NOT NULL GROUP BY 2, 3
 UNION ALL
 SELECT 'dwell', state, NULL, count(*),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds)
-FROM (SELECT state, GREATEST(0, EXTRACT(EPOCH FROM left_at - entered_at))::float8 AS seconds
+FROM (SELECT state COLLATE "C" AS state, GREATEST(0, EXTRACT(EPOCH FROM left_at - entered_at))::float8 AS seconds
       FROM steps WHERE left_at IS NOT NULL) AS finished_visits
 GROUP BY state
 UNION ALL
@@ -222,7 +230,10 @@ def _postgres_statement(scope: DashboardScope, facts: ModelFacts) -> tuple[str, 
 def _postgres_tallies(scope: DashboardScope, facts: ModelFacts) -> Tallies:
     sql, params = _postgres_statement(scope, facts)
     tallies = Tallies()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Compiling this statement with JIT takes longer than running it; its sorts fit in memory.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     for figure, a, b, count, first, second in rows:

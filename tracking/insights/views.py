@@ -40,7 +40,8 @@ class DashboardFilterForm(forms.Form):
     window = forms.ChoiceField(required=False, label="Started in")
 
     def __init__(self, data, *, versions: list[int], default_window: str):
-        super().__init__(data)
+        # Bound with the default window when none was asked for, so the picker shows what is shown.
+        super().__init__({"window": default_window, **data.dict()})
         self.fields["version"].choices = [("", "every version"), *((n, f"version {n}") for n in reversed(versions))]
         self.fields["window"].choices = [*((str(days), f"the last {days} days") for days in WINDOWS), (ALL, "all time")]
         self.default_window = default_window
