@@ -191,6 +191,8 @@ SPECTACULAR_SETTINGS = {
         "EventResultStatusEnum": "tracking.arrival.apis.EVENT_RESULT_CHOICES",
         "MilestoneStatusEnum": "tracking.progress.apis.MILESTONE_STATUS_CHOICES",
         "InstanceStatusEnum": "tracking.progress.apis.INSTANCE_STATUS_CHOICES",
+        "DeadLetterStatusEnum": "tracking.operations.apis.DEAD_LETTER_STATUS_CHOICES",
+        "ReplayOutcomeEnum": "tracking.operations.apis.REPLAY_OUTCOME_CHOICES",
         "HealthStatusEnum": "statustracker.health.HEALTH_STATUS_CHOICES",
     },
 }

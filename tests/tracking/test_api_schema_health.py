@@ -28,6 +28,10 @@ OPERATIONS = {
     ("/api/v1/models/{model_id}", "get"),
     ("/api/v1/models/{model_id}/try", "post"),
     ("/api/v1/models/{model_id}/event-log", "get"),
+    ("/api/v1/dead-letters", "get"),
+    ("/api/v1/dead-letters/{dead_letter_id}", "get"),
+    ("/api/v1/dead-letters/{dead_letter_id}/replay", "post"),
+    ("/api/v1/dead-letters/{dead_letter_id}/discard", "post"),
     ("/healthz", "get"),
 }
 
