@@ -13,6 +13,8 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from tracking.admin.common import ReadOnlyAdminMixin, shortened
@@ -188,13 +190,13 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def handled_in_words(self, obj):
         if obj.discarded_at is not None:
             return format_html(
-                "Discarded on {} by {}: {}", obj.discarded_at, _name(obj.discarded_by), obj.discard_reason
+                "Discarded on {} by {}: {}", _when(obj.discarded_at), _name(obj.discarded_by), obj.discard_reason
             )
         if obj.replayed_at is None:
             return "Open: neither replayed nor discarded."
         words = format_html(
             "Replayed on {} by {}{}: {}.",
-            obj.replayed_at,
+            _when(obj.replayed_at),
             _name(obj.replayed_by),
             " (edited)" if obj.replayed_raw is not None else "",
             ReplayOutcome(obj.replay_outcome).label,
@@ -285,7 +287,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             request,
             "replay.html",
             letter,
-            title=f"Replay {letter}",
+            title=f"Replay dead letter #{letter.pk}",
             form=form,
             checked=checked,
             already_stored=_already_stored(form) if checked else None,
@@ -296,7 +298,9 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if result.outcome == INVALID:  # changed since the form was checked (a model withdrawn, say)
             for field, reason in result.problems:
                 form.add_error("body", problem_words(field, reason))
-            return self._page(request, "replay.html", form.letter, title=f"Replay {form.letter}", form=form)
+            return self._page(
+                request, "replay.html", form.letter, title=f"Replay dead letter #{form.letter.pk}", form=form
+            )
         level, words = _result_words(result)
         self.message_user(request, words, level)
         if result.new_dead_letter_id is not None:
@@ -314,7 +318,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             )
             self.message_user(request, f"{letter} discarded." if count else f"{letter} was handled meanwhile.")
             return redirect("admin:tracking_deadletter_change", letter.pk)
-        return self._page(request, "discard.html", letter, title=f"Discard {letter}", form=form)
+        return self._page(request, "discard.html", letter, title=f"Discard dead letter #{letter.pk}", form=form)
 
     # --- Actions on a selection, each behind a confirmation page ------------------------------
 
@@ -364,6 +368,10 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
         self.message_user(request, f"{count} dead letter(s) discarded.", messages.SUCCESS)
         return None
+
+
+def _when(moment) -> str:
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
 
 
 def _name(user) -> str:
