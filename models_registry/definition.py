@@ -451,3 +451,28 @@ class Definition:
 
     def can_reach(self, current: str, other: str) -> bool:
         return other in self._reachable[current]
+
+
+def milestone_groups(document: Mapping[str, Any]) -> list[dict]:
+    """The model's milestones in order, each ``{key, label, description, states}``; without
+    ``milestones``, every ``step`` state is its own (docs/spec/status-models.md)."""
+    if document.get("milestones"):
+        return [
+            {
+                "key": milestone["key"],
+                "label": milestone["label"],
+                "description": milestone.get("description", ""),
+                "states": list(milestone["states"]),
+            }
+            for milestone in document["milestones"]
+        ]
+    return [
+        {
+            "key": state["key"],
+            "label": state["label"],
+            "description": state.get("description", ""),
+            "states": [state["key"]],
+        }
+        for state in document["states"]
+        if state.get("kind", "step") == "step"
+    ]

@@ -13,7 +13,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statustracker.settings")
 app = Celery("statustracker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Tasks live with the pipeline stage they belong to (tracking/apply, tracking/inbox).
-app.autodiscover_tasks(["tracking.apply", "tracking.inbox"])
+app.autodiscover_tasks(["tracking.apply", "tracking.inbox", "tracking.notify"])
 # Each (re)connection to the broker sends every pending event again (tracking/inbox/reconnect.py).
 app.steps["consumer"].add(SweepOnConnect)
 

@@ -243,6 +243,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.expire_parked",
         "schedule": timedelta(seconds=env.int("EXPIRE_INTERVAL_SECONDS", default=300)),
     },
+    "sweep-notifications": {
+        "task": "tracking.tasks.sweep_notifications",
+        "schedule": timedelta(seconds=env.int("NOTIFICATION_SWEEP_INTERVAL_SECONDS", default=30)),
+    },
+    "notify-delays": {
+        "task": "tracking.tasks.notify_delays",
+        "schedule": timedelta(seconds=env.int("DELAY_CHECK_INTERVAL_SECONDS", default=60)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -294,6 +302,27 @@ STATUSTRACKER_SWEEP_AFTER_SECONDS = env.int("STATUSTRACKER_SWEEP_AFTER_SECONDS",
 STATUSTRACKER_APPLY_MAX_ATTEMPTS = env.int("STATUSTRACKER_APPLY_MAX_ATTEMPTS", default=5)
 STATUSTRACKER_APPLY_RETRY_SECONDS = env.float("STATUSTRACKER_APPLY_RETRY_SECONDS", default=5.0)
 STATUSTRACKER_MAX_EVENTS_PER_REQUEST = 500
+
+# Webhooks (docs/notifications.md). A failed delivery is tried again after each of these waits in
+# seconds (give or take a fifth): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — more than a day in all.
+STATUSTRACKER_WEBHOOK_RETRY_SCHEDULE = [
+    float(seconds)
+    for seconds in env.list(
+        "STATUSTRACKER_WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"]
+    )
+]
+# Endpoints on loopback, private, link-local or metadata addresses are refused unless this is set
+# (tests and make run set it: their receivers are on 127.0.0.1).
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=3.0)
+WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=5.0)
+# Who is mailed, once per delay check, the requests that became delayed (empty: nobody; the log says it).
+STATUSTRACKER_DELAY_ALERT_EMAILS = env.list("STATUSTRACKER_DELAY_ALERT_EMAILS", default=[])
+# Who is told when an endpoint is disabled: "Name <address>, …" (Django's mail_admins).
+ADMINS = [
+    (address.split("<")[0].strip() or address, address.split("<")[-1].rstrip(">").strip())
+    for address in env.list("STATUSTRACKER_ADMINS", default=[])
+]
 # Largest API request body read; one event may be at most 1 MiB (docs/spec/events.md).
 STATUSTRACKER_MAX_REQUEST_BYTES = env.int("STATUSTRACKER_MAX_REQUEST_BYTES", default=10 * 1024 * 1024)
 

@@ -123,6 +123,12 @@ class ProcessInstance(FSMModelMixin, models.Model):
                 name="instance_succeeded_recent",
                 condition=Q(status="succeeded"),
             ),
+            # The delay check: open instances of a version in a state since before a time.
+            models.Index(
+                fields=["version", "state", "state_entered_at"],
+                name="instance_open_since",
+                condition=Q(status__in=["active", "in_exception"]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -405,3 +411,14 @@ class ShardLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream}/{self.shard_id}"
+
+
+# Subscriptions and the notification outbox live with the code that writes and delivers them.
+from tracking.notify.models import (  # noqa: E402, F401
+    ChangeKind,
+    DelayNotice,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Notification,
+    WebhookSubscription,
+)

@@ -17,6 +17,7 @@ from tracking.apply import engine
 from tracking.apply.locks import instances_for_update
 from tracking.bulk import bulk_insert, bulk_set
 from tracking.models import STATUS_BY_KIND, EventStatus, InboxEvent, ProcessInstance, TransitionRecord
+from tracking.notify.outbox import AppliedSteps, outbox_write
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class ApplyBatch:
         self.events: list[InboxEvent] = []
         self.instances: list[ProcessInstance] = []
         self.history: list[dict] = []  # TransitionRecord rows
+        self.applied: list[AppliedSteps] = []  # what the outbox tells subscribers
 
     def run(self, instance: ProcessInstance, events: list[InboxEvent], *, version_id: int, state_changed=False):
         """Decide one instance's events; nothing is added to the batch unless all of it succeeds."""
@@ -108,6 +110,7 @@ class ApplyBatch:
             state_changed=state_changed,
         )
         history = []
+        context_before = instance.context
         if result.changed or state_changed:
             for step in result.steps:
                 envelope = by_key[step.event_key].envelope
@@ -134,6 +137,16 @@ class ApplyBatch:
                 instance.state_entered_at = self.now
             instance.updated_at = self.now
             self.instances.append(instance)
+            if result.steps:
+                self.applied.append(
+                    AppliedSteps(
+                        instance=instance,
+                        version_id=instance.version_id,
+                        context_before=context_before,
+                        steps=result.steps,
+                        events=by_key,
+                    )
+                )
         for key, (status, reason) in result.outcomes.items():
             event = by_key[key]
             if event.status == status == EventStatus.PARKED:
@@ -151,6 +164,7 @@ class ApplyBatch:
             self.instances, ["version", "state", "status", "context", "started_at", "state_entered_at", "updated_at"]
         )
         bulk_insert(TransitionRecord, self.history)
+        outbox_write(self.applied, now=self.now)
 
 
 def instances_held(instance_ids) -> set[int]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from models_registry.definition import reachable_from
+from models_registry.definition import milestone_groups, reachable_from
 
 REACHED, CURRENT, UPCOMING = "reached", "current", "upcoming"
 TERMINAL_KINDS = ("success", "failure")
@@ -31,30 +31,6 @@ TERMINAL_KINDS = ("success", "failure")
 class HistoryEntry(Protocol):
     to_state: str
     occurred_at: datetime
-
-
-def milestone_groups(document: Mapping[str, Any]) -> list[dict]:
-    """The model's milestones in order, each ``{key, label, description, states}``."""
-    if document.get("milestones"):
-        return [
-            {
-                "key": milestone["key"],
-                "label": milestone["label"],
-                "description": milestone.get("description", ""),
-                "states": list(milestone["states"]),
-            }
-            for milestone in document["milestones"]
-        ]
-    return [
-        {
-            "key": state["key"],
-            "label": state["label"],
-            "description": state.get("description", ""),
-            "states": [state["key"]],
-        }
-        for state in document["states"]
-        if state.get("kind", "step") == "step"
-    ]
 
 
 def instance_milestones(instance: Any, definition: Any, history: Iterable[HistoryEntry]) -> list[dict]:

@@ -1,0 +1,59 @@
+"""What an applied transition means to a subscriber: the kinds of change it makes.
+
+Pure Python over a compiled definition: every step is a ``transition``; it may also reach a
+``milestone`` (the group of states the customer sees as one step), end in an ``outcome`` (a success
+or failure state), or enter or leave an ``exception``. ``delayed`` comes from the delay check, not
+from a transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from models_registry.definition import milestone_groups
+from models_registry.selectors import version_definition
+from tracking.notify.models import ChangeKind
+
+OUTCOME_KINDS = ("success", "failure")
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    from_state: str  # "" when the transition created the instance
+    to_state: str
+    milestone: dict | None = None  # {"key", "label"} of the milestone the instance is at after it
+    outcome: str | None = None  # "success" or "failure" when it ended there
+
+
+@lru_cache(maxsize=512)
+def milestone_of_states(version_id: int) -> dict[str, dict]:
+    """The milestone (key and label) each state of a version belongs to; versions never change."""
+    document = version_definition(version_id=version_id).document
+    return {
+        state: {"key": group["key"], "label": group["label"]}
+        for group in milestone_groups(document)
+        for state in group["states"]
+    }
+
+
+def step_changes(*, version_id: int, from_state: str, to_state: str) -> list[Change]:
+    kinds = version_definition(version_id=version_id).kinds
+    milestones = milestone_of_states(version_id)
+    milestone = milestones.get(to_state)
+    before, after = kinds.get(from_state), kinds[to_state]
+    changes = [Change(ChangeKind.TRANSITION, from_state, to_state, milestone)]
+    if milestone is not None and milestone != milestones.get(from_state):
+        changes.append(Change(ChangeKind.MILESTONE, from_state, to_state, milestone))
+    if after in OUTCOME_KINDS:
+        changes.append(Change(ChangeKind.OUTCOME, from_state, to_state, milestone, outcome=after))
+    if after == "exception" and before != "exception":
+        changes.append(Change(ChangeKind.EXCEPTION_ENTERED, from_state, to_state, milestone))
+    if before == "exception" and after != "exception":
+        changes.append(Change(ChangeKind.EXCEPTION_LEFT, from_state, to_state, milestone))
+    return changes
+
+
+def clear_change_cache() -> None:
+    milestone_of_states.cache_clear()

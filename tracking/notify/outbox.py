@@ -1,0 +1,149 @@
+"""The outbox: the apply writes a notification row for every subscribed change, in its own
+transaction, so that a notification exists if and only if its change committed; after the commit it
+asks the workers to deliver them (the sweep sends what a lost task left behind).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from tracking.bulk import bulk_insert
+from tracking.notify.changes import Change, step_changes
+from tracking.notify.models import Notification, WebhookSubscription
+
+
+@dataclass(frozen=True)
+class AppliedSteps:
+    """One instance's transitions in one apply, as ``ApplyBatch`` took them."""
+
+    instance: object  # ProcessInstance, after the apply
+    version_id: int
+    context_before: Mapping
+    steps: Sequence  # engine.Step
+    events: Mapping[int, object]  # inbox row id -> InboxEvent, for the steps' events
+
+
+def subscription_matches(subscription: WebhookSubscription, change: Change) -> bool:
+    if subscription.kinds and change.kind not in subscription.kinds:
+        return False
+    if subscription.states and change.to_state not in subscription.states:
+        return False
+    if subscription.milestones and (change.milestone or {}).get("key") not in subscription.milestones:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class InstanceChange:
+    """One change of one instance, with what a payload tells of it."""
+
+    instance: object  # ProcessInstance
+    change: Change
+    context: Mapping  # the instance's context right after the change
+    event: Mapping  # the envelope of the event that caused it ({} when none did)
+
+
+def payload(subscription: WebhookSubscription, item: InstanceChange, now) -> dict:
+    """The body receivers get, in the Standard Webhooks shape: type, timestamp, data."""
+    change, context = item.change, item.context
+    return {
+        "type": f"instance.{change.kind}",
+        "timestamp": now.isoformat(),
+        "data": {
+            "model_id": subscription.model.key,
+            "transaction_id": item.instance.transaction_id,
+            "kind": change.kind,
+            "from_state": change.from_state or None,
+            "to_state": change.to_state,
+            "milestone": change.milestone,
+            "outcome": change.outcome,
+            "event_id": item.event.get("event_id"),
+            "occurred_at": item.event.get("occurred_at"),
+            "context": {name: context[name] for name in subscription.context_fields if name in context},
+        },
+    }
+
+
+def applied_changes(applied: Sequence[AppliedSteps]) -> list[InstanceChange]:
+    """Every change the applied steps make, in order, each with the context right after its step."""
+    items = []
+    for entry in applied:
+        context = dict(entry.context_before)
+        for step in entry.steps:
+            context.update(step.context_updates)
+            event = entry.events.get(step.event_key)
+            envelope = event.envelope if event is not None else {}
+            snapshot = dict(context)
+            items.extend(
+                InstanceChange(entry.instance, change, snapshot, envelope)
+                for change in step_changes(
+                    version_id=entry.version_id, from_state=step.from_state, to_state=step.to_state
+                )
+            )
+    return items
+
+
+def outbox_write(applied: Sequence[AppliedSteps], *, now: datetime) -> None:
+    """Write the notification rows for these applied steps; deliver them once the apply commits.
+
+    Nothing is worked out for a model that nobody subscribed to: one query per apply batch.
+    """
+    if not applied:
+        return
+    subscribed = _subscriptions({a.instance.model_id for a in applied})
+    if subscribed:
+        changes_write(applied_changes([a for a in applied if a.instance.model_id in subscribed]), subscribed, now=now)
+
+
+def _subscriptions(model_ids) -> dict[int, list[WebhookSubscription]]:
+    subscriptions: dict[int, list[WebhookSubscription]] = defaultdict(list)
+    for subscription in WebhookSubscription.objects.filter(model_id__in=model_ids, is_active=True).select_related(
+        "model"
+    ):
+        subscriptions[subscription.model_id].append(subscription)
+    return subscriptions
+
+
+def changes_write(
+    items: Sequence[InstanceChange], subscribed: Mapping[int, list[WebhookSubscription]] | None = None, *, now
+) -> None:
+    """A notification row for each change and each active subscription it matches (in the caller's
+    transaction); the apply and the delay check both write through here."""
+    if subscribed is None:
+        subscribed = _subscriptions({item.instance.model_id for item in items})
+    rows = [
+        {
+            "subscription_id": subscription.pk,
+            "instance_id": item.instance.pk,
+            "kind": item.change.kind,
+            "payload": payload(subscription, item, now),
+        }
+        for item in items
+        for subscription in subscribed.get(item.instance.model_id, ())
+        if subscription_matches(subscription, item.change)
+    ]
+    if rows:
+        notifications_write(rows)
+
+
+def notifications_write(rows: list[dict]) -> None:
+    """Insert notification rows (in the caller's transaction) and deliver them after it commits."""
+    bulk_insert(Notification, rows)
+    pairs = sorted({(row["subscription_id"], row["instance_id"]) for row in rows})
+    transaction.on_commit(lambda: _send_later(pairs))
+
+
+def _send_later(pairs: list[tuple[int, int]]) -> None:
+    from tracking.notify.tasks import deliver_notifications
+
+    try:
+        deliver_notifications.delay(pairs)
+    except Exception:  # the broker is away: the sweep delivers them (tracking.notify.delivery)
+        import logging
+
+        logging.getLogger(__name__).warning("could not queue %d deliveries; the sweep will send them", len(pairs))
