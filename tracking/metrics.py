@@ -53,7 +53,9 @@ class DatabaseCollector:
         backlog = GaugeMetricFamily(
             "statustracker_inbox_open_events", "Inbox events not decided yet, by status.", labels=["status"]
         )
-        dead = GaugeMetricFamily("statustracker_dead_letters", "Rejected input kept as dead letters.")
+        dead = GaugeMetricFamily(
+            "statustracker_dead_letters", "Rejected input kept as dead letters, not yet replayed or discarded."
+        )
         try:
             for lease in shard_leases():
                 labels = [lease.stream, lease.shard_id, lease.owner]

@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.events import ingest, order_event
 from tracking.models import DeadLetter, ShardLease
@@ -16,6 +17,9 @@ def test_the_lease_page_shows_what_metrics_serves(example_model, admin_client, s
     ShardLease.objects.create(stream="s", shard_id="old", owner="", finished=True, records_per_second=999)
     ingest(order_event("p1", "P", "order.placed"), order_event("p2", "Q", "order.placed"))
     DeadLetter.objects.create(source_kind="api", raw=b"{", reason="not JSON")
+    DeadLetter.objects.create(  # dealt with: not counted
+        source_kind="api", raw=b"{", reason="not JSON", discarded_at=timezone.now(), discard_reason="test input"
+    )
 
     figures = admin_client.get(reverse("admin:tracking_shardlease_changelist")).context["pipeline"]
     metrics = admin_client.get("/metrics").content.decode()

@@ -19,4 +19,5 @@ def inbox_backlog() -> dict[str, int]:
 
 
 def dead_letter_count() -> int:
-    return DeadLetter.objects.count()
+    """Open dead letters: neither replayed nor discarded (what still needs an operator)."""
+    return DeadLetter.objects.filter(replayed_at__isnull=True, discarded_at__isnull=True).count()
