@@ -135,4 +135,4 @@ def test_the_api_answers_as_its_schema_says(live_api, tmp_path):
     output = report.read_text()
 
     assert returncode == 0, output[-20000:]
-    assert "9 selected / 9 total" in output
+    assert "11 selected / 11 total" in output
