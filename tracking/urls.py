@@ -1,9 +1,11 @@
-"""The tracking app's API routes: events in, instances out, trying an event on a model, dead letters."""
+"""The tracking app's API routes: events in, instances out, trying an event on a model, dead letters,
+webhook subscriptions."""
 
 from django.urls import path
 
 from tracking.arrival.apis import EventIngestApi
 from tracking.insights.apis import ModelEventLogApi
+from tracking.notify.apis import WebhookCollectionApi, WebhookDetailApi, WebhookRotateSecretApi, WebhookTestApi
 from tracking.operations.apis import DeadLetterDetailApi, DeadLetterDiscardApi, DeadLetterListApi, DeadLetterReplayApi
 from tracking.progress.apis import InstanceDetailApi, InstanceEventListApi, InstanceListApi
 from tracking.progress.trial_apis import ModelTryApi
@@ -29,4 +31,8 @@ urlpatterns = [
     path("dead-letters/<int:dead_letter_id>", DeadLetterDetailApi.as_view(), name="dead-letters-detail"),
     path("dead-letters/<int:dead_letter_id>/replay", DeadLetterReplayApi.as_view(), name="dead-letters-replay"),
     path("dead-letters/<int:dead_letter_id>/discard", DeadLetterDiscardApi.as_view(), name="dead-letters-discard"),
+    path("webhooks", WebhookCollectionApi.as_view(), name="webhooks"),
+    path("webhooks/<int:subscription_id>", WebhookDetailApi.as_view(), name="webhooks-detail"),
+    path("webhooks/<int:subscription_id>/rotate-secret", WebhookRotateSecretApi.as_view(), name="webhooks-rotate"),
+    path("webhooks/<int:subscription_id>/test", WebhookTestApi.as_view(), name="webhooks-test"),
 ]

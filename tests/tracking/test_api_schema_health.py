@@ -32,6 +32,13 @@ OPERATIONS = {
     ("/api/v1/dead-letters/{dead_letter_id}", "get"),
     ("/api/v1/dead-letters/{dead_letter_id}/replay", "post"),
     ("/api/v1/dead-letters/{dead_letter_id}/discard", "post"),
+    ("/api/v1/webhooks", "get"),
+    ("/api/v1/webhooks", "post"),
+    ("/api/v1/webhooks/{subscription_id}", "get"),
+    ("/api/v1/webhooks/{subscription_id}", "patch"),
+    ("/api/v1/webhooks/{subscription_id}", "delete"),
+    ("/api/v1/webhooks/{subscription_id}/rotate-secret", "post"),
+    ("/api/v1/webhooks/{subscription_id}/test", "post"),
     ("/healthz", "get"),
 }
 
