@@ -316,6 +316,9 @@ STATUSTRACKER_WEBHOOK_RETRY_SCHEDULE = [
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=3.0)
 WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=5.0)
+# A webhook receiver inside the app, at /dev/webhooks/, for local runs (bin/run turns it on): it
+# answers only when DEBUG is on as well (tracking/notify/dev_receiver.py).
+STATUSTRACKER_DEV_RECEIVER = env.bool("STATUSTRACKER_DEV_RECEIVER", default=False)
 # Who is mailed, once per delay check, the requests that became delayed (empty: nobody; the log says it).
 STATUSTRACKER_DELAY_ALERT_EMAILS = env.list("STATUSTRACKER_DELAY_ALERT_EMAILS", default=[])
 # Who is told when an endpoint is disabled: "Name <address>, …" (Django's mail_admins).

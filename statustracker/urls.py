@@ -8,6 +8,7 @@ from statustracker.health import HealthCheckApi
 from statustracker.home import home_page
 from tracking.insights import views as insights_views
 from tracking.metrics import metrics_view
+from tracking.notify import dev_receiver
 from tracking.progress import preview as progress_preview
 from tracking.progress import views as tracking_views
 
@@ -39,4 +40,7 @@ urlpatterns = [
     path("track/<str:token>/live", tracking_views.instance_page_live, name="tracking-page-live"),
     # Staff only: the customer page of any state of a model's draft or version, for a made-up request.
     path("admin-preview/<str:model_id>/", progress_preview.model_preview, name="progress-preview"),
+    # Local runs only (STATUSTRACKER_DEV_RECEIVER and DEBUG; 404 otherwise): make run's webhook receiver.
+    path("dev/webhooks/", dev_receiver.received_page, name="dev-webhooks"),
+    path("dev/webhooks/receive", dev_receiver.webhook_receive, name="dev-webhooks-receive"),
 ]

@@ -1,4 +1,5 @@
-"""``bootstrap_local``: the example model, an admin login and an API token for a local installation."""
+"""``bootstrap_local``: the example model, an admin login and an API token for a local installation,
+and, when the development receiver is on, a webhook subscription that sends to it."""
 
 import os
 import secrets
@@ -9,13 +10,21 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from api_access.services import token_create
+from models_registry.models import StatusModel
 from models_registry.services import model_import, parse_documents
+from tracking.notify.dev_receiver import PAGE_PATH, RECEIVE_PATH, SUBSCRIPTION_DESCRIPTION
+from tracking.notify.models import WebhookSubscription
+
+# The model simulate_traffic sends orders of (tracking/arrival/simulation.py).
+SIMULATED_MODEL = "order-fulfilment"
 
 
 class Command(BaseCommand):
     help = (
         "Prepare a local installation: import the example models, create an admin login and an API "
-        "token, and print them. Safe to run again: the login is kept in var/local-login.txt."
+        "token, and print them. With STATUSTRACKER_DEV_RECEIVER on, also subscribe the development "
+        "webhook receiver (/dev/webhooks/) to the example order model. Safe to run again: the login is "
+        "kept in var/local-login.txt and the subscription is made once."
     )
 
     def handle(self, *args, **options):
@@ -26,6 +35,13 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"model {version.model.key}: version {version.number}{' published' if created else ''}"
                 )
+        base_url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+        if settings.STATUSTRACKER_DEV_RECEIVER:
+            self.subscribe_dev_receiver(base_url)
+        if settings.EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
+            self.stdout.write(
+                f"mail (customers' updates, alerts): written as files to {getattr(settings, 'EMAIL_FILE_PATH', '')}"
+            )
 
         login_file = Path(settings.VAR_DIR) / "local-login.txt"
         if login_file.exists():
@@ -46,3 +62,24 @@ class Command(BaseCommand):
         login_file.write_text(text)
         login_file.chmod(0o600)
         self.stdout.write(text)
+
+    def subscribe_dev_receiver(self, base_url: str) -> None:
+        """One subscription of the simulated model to the receiver, kept across runs; its URL follows PORT."""
+        model = StatusModel.objects.filter(key=SIMULATED_MODEL).first()
+        if model is None:
+            return
+        subscription, created = WebhookSubscription.objects.update_or_create(
+            model=model,
+            description=SUBSCRIPTION_DESCRIPTION,
+            defaults={"url": base_url + RECEIVE_PATH},
+            create_defaults={
+                "url": base_url + RECEIVE_PATH,
+                "kinds": ["transition"],
+                "context_fields": ["carrier", "tracking_number"],
+            },
+        )
+        state = "" if subscription.is_active else " (disabled in the admin: enable it to receive again)"
+        self.stdout.write(
+            f"webhooks: {model.key} notifications go to {subscription.url}{state}; "
+            f"received: {base_url}{PAGE_PATH}{' (subscribed now)' if created else ''}"
+        )
