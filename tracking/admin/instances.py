@@ -15,6 +15,7 @@ from models_registry.diagram import model_diagram
 from models_registry.selectors import version_definition
 from tracking.admin.common import ReadOnlyAdminMixin, StatusModelListFilter, shortened, state_label, state_labels
 from tracking.admin.instance_filters import DelayedListFilter, StateListFilter, VersionListFilter, instance_search
+from tracking.admin.repairs import InstanceRepairMixin
 from tracking.models import EventStatus, ProcessInstance
 from tracking.operations.moves import instance_move_manually
 from tracking.progress.links import instance_tracking_link_renew, instance_tracking_url
@@ -32,7 +33,7 @@ class MoveForm(forms.Form):
 
 
 @admin.register(ProcessInstance)
-class ProcessInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ProcessInstanceAdmin(InstanceRepairMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     # Labels, not keys: the model's name, the state's label, the status in words. Transaction ids
     # can be long: the list shows their start, the instance's page all of it.
     list_display = ["short_transaction_id", "model_name", "state_name", "status", "version_number", "updated_at"]
