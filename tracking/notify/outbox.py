@@ -5,16 +5,23 @@ asks the workers to deliver them (the sweep sends what a lost task left behind).
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from celery import current_app
 from django.db import transaction
 
 from tracking.bulk import bulk_insert
 from tracking.notify.changes import Change, step_changes
 from tracking.notify.models import Notification, WebhookSubscription
+
+logger = logging.getLogger(__name__)
+DELIVER_TASK = "tracking.tasks.deliver_notifications"  # tracking.notify.tasks.deliver_notifications
+# As the apply tasks' dispatch: one quick retry, so that a broker that is away does not hold the apply.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
 @dataclass(frozen=True)
@@ -139,11 +146,8 @@ def notifications_write(rows: list[dict]) -> None:
 
 
 def _send_later(pairs: list[tuple[int, int]]) -> None:
-    from tracking.notify.tasks import deliver_notifications
-
+    # By name: the tasks' module reads this one (the delay check writes through changes_write).
     try:
-        deliver_notifications.delay(pairs)
+        current_app.send_task(DELIVER_TASK, args=[pairs], retry_policy=PUBLISH_RETRY_POLICY)
     except Exception:  # the broker is away: the sweep delivers them (tracking.notify.delivery)
-        import logging
-
-        logging.getLogger(__name__).warning("could not queue %d deliveries; the sweep will send them", len(pairs))
+        logger.warning("could not queue %d deliveries; the sweep will send them", len(pairs))
