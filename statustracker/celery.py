@@ -14,6 +14,8 @@ app = Celery("statustracker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Tasks live with the pipeline stage they belong to (tracking/apply, tracking/inbox).
 app.autodiscover_tasks(["tracking.apply", "tracking.inbox", "tracking.notify"])
+# The customer update mails' tasks live with the page that makes them (docs/customer-email.md).
+app.autodiscover_tasks(["tracking.progress"], related_name="email_tasks")
 # Each (re)connection to the broker sends every pending event again (tracking/inbox/reconnect.py).
 app.steps["consumer"].add(SweepOnConnect)
 

@@ -341,6 +341,39 @@ STATUSTRACKER_PAGE_POLL_SECONDS = env.int("STATUSTRACKER_PAGE_POLL_SECONDS", def
 STATUSTRACKER_ETA_SAMPLE_SIZE = env.int("STATUSTRACKER_ETA_SAMPLE_SIZE", default=500)
 STATUSTRACKER_ETA_MIN_COMPLETED = env.int("STATUSTRACKER_ETA_MIN_COMPLETED", default=20)
 STATUSTRACKER_ETA_CACHE_SECONDS = env.int("STATUSTRACKER_ETA_CACHE_SECONDS", default=300)
+
+# --- Customer email updates (docs/customer-email.md) ----------------------------------------------
+# SMTP when EMAIL_HOST is set (production); otherwise one file per mail under
+# STATUSTRACKER_VAR_DIR/mail, as on the embedded defaults. EMAIL_BACKEND overrides either.
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=bool(EMAIL_HOST))
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="statustracker <noreply@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# At most one update mail per subscriber and request in this many seconds; changes within it are
+# told together in the next mail.
+STATUSTRACKER_EMAIL_INTERVAL_SECONDS = env.int("STATUSTRACKER_EMAIL_INTERVAL_SECONDS", default=900)
+# The confirmation link works this long (seconds); an address never confirmed is deleted after it.
+STATUSTRACKER_EMAIL_CONFIRM_MAX_AGE = env.int("STATUSTRACKER_EMAIL_CONFIRM_MAX_AGE", default=7 * 86400)
+# Addresses are deleted this many days after their request ended (success or failure).
+STATUSTRACKER_EMAIL_RETENTION_DAYS = env.int("STATUSTRACKER_EMAIL_RETENTION_DAYS", default=30)
+# Requests for updates per client address (each may send a confirmation mail).
+STATUSTRACKER_RATE_LIMITS["email-subscribe"] = env.str("RATE_LIMIT_EMAIL_SUBSCRIBE", default="10/hour")
+CELERY_BEAT_SCHEDULE["sweep-customer-emails"] = {
+    "task": "tracking.tasks.sweep_customer_emails",
+    "schedule": timedelta(seconds=env.int("CUSTOMER_EMAIL_SWEEP_INTERVAL_SECONDS", default=60)),
+}
 # A model's dashboard (docs/dashboard.md): its figures are kept this many seconds in the shared cache.
 STATUSTRACKER_DASHBOARD_CACHE_SECONDS = env.int("STATUSTRACKER_DASHBOARD_CACHE_SECONDS", default=120)
 

@@ -9,6 +9,7 @@ from statustracker.home import home_page
 from tracking.insights import views as insights_views
 from tracking.metrics import metrics_view
 from tracking.notify import dev_receiver
+from tracking.progress import email_updates
 from tracking.progress import preview as progress_preview
 from tracking.progress import views as tracking_views
 
@@ -38,6 +39,12 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("track/<str:token>/", tracking_views.instance_page, name="tracking-page"),
     path("track/<str:token>/live", tracking_views.instance_page_live, name="tracking-page-live"),
+    # Email updates (docs/customer-email.md): the form, and the links every mail carries.
+    path("track/<str:token>/email", email_updates.email_updates_page, name="tracking-email"),
+    path("track/email/confirm/<str:token>/", email_updates.email_confirm, name="tracking-email-confirm"),
+    path(
+        "track/email/unsubscribe/<str:token>/", email_updates.email_unsubscribe_page, name="tracking-email-unsubscribe"
+    ),
     # Staff only: the customer page of any state of a model's draft or version, for a made-up request.
     path("admin-preview/<str:model_id>/", progress_preview.model_preview, name="progress-preview"),
     # Local runs only (STATUSTRACKER_DEV_RECEIVER and DEBUG; 404 otherwise): make run's webhook receiver.

@@ -414,6 +414,7 @@ class ShardLease(models.Model):
 
 
 # Subscriptions and the notification outbox live with the code that writes and delivers them.
+from tracking.notify.email_models import CustomerEmailChange, CustomerEmailSettings, EmailSubscription  # noqa: E402, F401
 from tracking.notify.models import (  # noqa: E402, F401
     ChangeKind,
     DelayNotice,

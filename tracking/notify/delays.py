@@ -21,6 +21,7 @@ from models_registry.selectors import version_definition
 from tracking.bulk import bulk_insert
 from tracking.models import InstanceStatus, ProcessInstance
 from tracking.notify.changes import milestone_of_states
+from tracking.notify.emails import email_changes_write
 from tracking.notify.models import ChangeKind, DelayNotice
 from tracking.notify.outbox import Change, InstanceChange, changes_write
 
@@ -70,23 +71,22 @@ def delays_notify(*, now=None) -> int:
                 [{"instance_id": i.pk, "state": i.state, "state_entered_at": i.state_entered_at} for i in chunk],
                 ignore_conflicts=True,
             )
-            changes_write(
-                [
-                    InstanceChange(
-                        instance,
-                        Change(
-                            ChangeKind.DELAYED,
-                            instance.state,
-                            instance.state,
-                            milestone_of_states(instance.version_id).get(instance.state),
-                        ),
-                        instance.context,
-                        {},
-                    )
-                    for instance in chunk
-                ],
-                now=now,
-            )
+            delayed = [
+                InstanceChange(
+                    instance,
+                    Change(
+                        ChangeKind.DELAYED,
+                        instance.state,
+                        instance.state,
+                        milestone_of_states(instance.version_id).get(instance.state),
+                    ),
+                    instance.context,
+                    {},
+                )
+                for instance in chunk
+            ]
+            changes_write(delayed, now=now)
+            email_changes_write(delayed, now=now)
     if found:
         _alert_operators(found)
     return len(found)

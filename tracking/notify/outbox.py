@@ -16,6 +16,7 @@ from django.db import transaction
 
 from tracking.bulk import bulk_insert
 from tracking.notify.changes import Change, step_changes
+from tracking.notify.emails import email_outbox_write
 from tracking.notify.models import Notification, WebhookSubscription
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ def outbox_write(applied: Sequence[AppliedSteps], *, now: datetime) -> None:
     """
     if not applied:
         return
+    email_outbox_write(applied, now=now)
     subscribed = _subscriptions({a.instance.model_id for a in applied})
     if subscribed:
         changes_write(applied_changes([a for a in applied if a.instance.model_id in subscribed]), subscribed, now=now)

@@ -25,6 +25,7 @@ from tracking.progress.milestones import CURRENT, REACHED, UPCOMING
 from tracking.progress.selectors import (
     InstanceDetail,
     instance_detail,
+    instance_email_subscriptions,
     instance_list,
     instance_state_label,
     transaction_events,
@@ -97,6 +98,17 @@ _TRANSACTION_ID_PARAMETER = OpenApiParameter(
 )
 
 
+class _EmailSubscriptionSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    language = serializers.CharField()
+    confirmed = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    last_sent_at = serializers.DateTimeField(allow_null=True, help_text="The last update mail sent.")
+
+    class Meta:
+        ref_name = "InstanceEmailSubscription"
+
+
 class InstanceDetailApi(APIView):
     """Readers see one instance: where it is, how it got there, and what comes next."""
 
@@ -128,6 +140,12 @@ class InstanceDetailApi(APIView):
         created_at = serializers.DateTimeField()
         started_at = serializers.DateTimeField(allow_null=True)
         updated_at = serializers.DateTimeField()
+        email_subscriptions = _EmailSubscriptionSerializer(
+            many=True,
+            required=False,
+            help_text="Staff only (absent for anyone else): the addresses customers asked to get this instance's "
+            "updates at, from its page. They count once confirmed (double opt-in).",
+        )
         tracking_url = serializers.URLField(
             help_text="The customer's page for this instance: a signed link to hand to the customer. It stays the "
             "same until an operator revokes it (then a new one is returned); it may expire "
@@ -206,6 +224,8 @@ class InstanceDetailApi(APIView):
             **cls._output(detail),
             "tracking_url": instance_tracking_url(instance=detail.instance, request=request),
         }
+        if request.user.is_staff:
+            output["email_subscriptions"] = instance_email_subscriptions(instance_id=detail.instance.pk)
         return Response(cls.OutputSerializer(output).data)
 
 

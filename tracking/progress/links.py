@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from tracking.models import ProcessInstance, new_link_nonce
+from tracking.notify.emails import instance_email_subscriptions_delete
 
 SALT = "statustracker.tracking.customer-link"
 # Nonces are URL-safe base64 and never contain a dot; an expiring link appends ".<expiry>".
@@ -84,9 +85,11 @@ def instance_tracking_link_renew(*, instance_id: int) -> str:
     """Revoke every customer link of an instance by giving it a new link nonce; returns the nonce.
 
     A plain UPDATE: the instance's ``updated_at`` (what the customer sees as "last updated") and
-    its state are left alone.
+    its state are left alone. Email subscriptions made through the old links are deleted.
     """
     nonce = new_link_nonce()
     if not ProcessInstance.objects.filter(pk=instance_id).update(link_nonce=nonce):
         raise ProcessInstance.DoesNotExist(f"no instance {instance_id}")
+    # Whoever had the old link may have asked for its updates by email: those stop too.
+    instance_email_subscriptions_delete(instance_id=instance_id)
     return nonce

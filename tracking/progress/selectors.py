@@ -17,6 +17,7 @@ from django.db.models.fields.json import KT
 from models_registry.definition import Definition
 from models_registry.selectors import current_versions, version_definition
 from tracking.models import EventStatus, InboxEvent, InstanceStatus, ProcessInstance, TransitionRecord
+from tracking.notify.email_models import EmailSubscription
 from tracking.progress.customer_page import CustomerPage, HistoryRow, MilestoneStats, build_page, completion_stats
 from tracking.progress.milestones import BranchPlan, instance_milestones
 
@@ -229,7 +230,9 @@ def instance_for_customer(*, nonce: str) -> ProcessInstance | None:
     """The started instance whose tracking links carry this nonce, or None (one query)."""
     return (
         started_instances()
-        .only("id", "version_id", "state", "status", "context", "state_entered_at", "updated_at", "link_nonce")
+        .only(
+            "id", "model_id", "version_id", "state", "status", "context", "state_entered_at", "updated_at", "link_nonce"
+        )
         .filter(link_nonce=nonce)
         .first()
     )
@@ -300,3 +303,17 @@ def instance_customer_page(*, instance: ProcessInstance, now: datetime) -> Custo
         now=now,
         plan=version_branch_plan(version_id=instance.version_id),
     )
+
+
+def instance_email_subscriptions(*, instance_id: int) -> list[dict]:
+    """The addresses subscribed to an instance's updates, for staff (the API's instance detail)."""
+    return [
+        {
+            "email": subscription.email,
+            "language": subscription.language,
+            "confirmed": subscription.confirmed_at is not None,
+            "created_at": subscription.created_at,
+            "last_sent_at": subscription.last_sent_at,
+        }
+        for subscription in EmailSubscription.objects.filter(instance_id=instance_id).order_by("id")
+    ]

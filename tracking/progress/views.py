@@ -22,6 +22,7 @@ from django.views.decorators.http import require_safe
 
 from api_access.throttling import rate_limited
 from tracking.models import ProcessInstance
+from tracking.notify.emails import model_offers_email
 from tracking.progress.links import tracking_token_nonce
 from tracking.progress.selectors import instance_customer_page, instance_for_customer
 
@@ -90,6 +91,10 @@ def _context(request: HttpRequest, token: str, instance: ProcessInstance, now, *
         "live_url": f"{reverse('tracking-page-live', kwargs={'token': token})}?since={changed}.{minute}",
         "poll_seconds": settings.STATUSTRACKER_PAGE_POLL_SECONDS,
         "announce": announce,
+        # The form lives on its own page: this one's policy allows no form (docs/customer-email.md).
+        "email_url": reverse("tracking-email", kwargs={"token": token})
+        if model_offers_email(model_id=instance.model_id)
+        else None,
     }
 
 
