@@ -251,8 +251,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.notify_delays",
         "schedule": timedelta(seconds=env.int("DELAY_CHECK_INTERVAL_SECONDS", default=60)),
     },
+    # Every model's dashboard, worked out in the background for the page to read (docs/dashboard.md).
+    "refresh-dashboards": {
+        "task": "tracking.tasks.refresh_dashboards",
+        "schedule": timedelta(seconds=env.int("DASHBOARD_REFRESH_INTERVAL_SECONDS", default=300)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Task modules outside autodiscover_tasks' list (statustracker/celery.py), imported by workers.
+CELERY_IMPORTS = ["tracking.insights.tasks"]
 
 # --- Shared cache: rate limits and the customer page's estimates --------------------------------
 # Every web process must see the same counters (a limit counted per process would allow the rate
@@ -374,8 +381,6 @@ CELERY_BEAT_SCHEDULE["sweep-customer-emails"] = {
     "task": "tracking.tasks.sweep_customer_emails",
     "schedule": timedelta(seconds=env.int("CUSTOMER_EMAIL_SWEEP_INTERVAL_SECONDS", default=60)),
 }
-# A model's dashboard (docs/dashboard.md): its figures are kept this many seconds in the shared cache.
-STATUSTRACKER_DASHBOARD_CACHE_SECONDS = env.int("STATUSTRACKER_DASHBOARD_CACHE_SECONDS", default=120)
 
 # --- Kinesis consumer (docs/kinesis.md); each is the default of a consume_kinesis option -------
 KINESIS_STREAM_NAME = env.str("KINESIS_STREAM_NAME", default="")

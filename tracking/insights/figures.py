@@ -213,6 +213,7 @@ class Dashboard:
     starts: Mapping[str, int]
     ends: Mapping[str, int]
     initial_state: str = ""
+    computed_in: float | None = None  # seconds the background recompute took
 
     def share(self, status: str) -> float | None:
         return self.statuses.get(status, 0) / self.instances if self.instances else None

@@ -1,4 +1,4 @@
-"""A model's dashboard from the database, cached on the shared cache.
+"""A model's dashboard from the database: worked out in the background, read from the shared cache.
 
 On PostgreSQL one statement computes every figure set-based: the cohort of instances, their
 history rows paired with the next row by window functions (``LEAD`` over each instance's rows in
@@ -7,12 +7,15 @@ for medians and 90th percentiles). On SQLite, which has no percentile aggregate,
 are read in order and ``figures.tally_history`` works them out; tests run both on one history and
 compare them with figures known in advance (tests/tracking/insights/).
 
-The figures change with every applied event, but nobody needs them to the second: they are kept
-for ``STATUSTRACKER_DASHBOARD_CACHE_SECONDS`` per model, version and window.
+Working them out takes seconds at a million instances, so a page view never does: a Celery beat
+task (``tracking.insights.tasks``) works out every standard scope of every model (each window, every
+version and each one) and stores it in the shared cache; the page reads only what is stored
+(``stored_dashboard``), and asks for a scope that has nothing stored yet.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +43,9 @@ from tracking.models import InstanceStatus, ProcessInstance, TransitionRecord
 
 WINDOWS = (7, 30, 90, 365)  # days; None is all time
 DEFAULT_WINDOW = 30
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+REFRESH_ENTRY = "refresh-dashboards"  # in CELERY_BEAT_SCHEDULE
+LOAD_SHARE = 10  # a scope is recomputed at most every this many times its last recompute took
 EXPORT_CHUNK = 5000
 POSTGRES_WORK_MEM = "128MB"
 
@@ -281,20 +286,62 @@ def dashboard_compute(scope: DashboardScope) -> Dashboard:
     )
 
 
-def _cache_key(scope: DashboardScope) -> str:
-    return (
-        f"insights:dashboard:{CACHE_VERSION}:{scope.model_id}:{scope.version_id or 'all'}:{scope.window_days or 'all'}"
-    )
+def cache_key(scope: DashboardScope, kind: str = "figures") -> str:
+    return f"insights:{kind}:{CACHE_VERSION}:{scope.model_id}:{scope.version_id or 'all'}:{scope.window_days or 'all'}"
 
 
-def model_dashboard(scope: DashboardScope) -> Dashboard:
-    """The figures of a scope, from the shared cache when they were worked out recently."""
-    key = _cache_key(scope)
-    dashboard = cache.get(key)
+def stored_dashboard(scope: DashboardScope) -> Dashboard | None:
+    """The figures of a scope as the last recompute stored them (one cache read), or None."""
+    return cache.get(cache_key(scope))
+
+
+def dashboard_queued_at(scope: DashboardScope) -> datetime | None:
+    """When a recompute of the scope was queued, while it is queued or running."""
+    return cache.get(cache_key(scope, "queued"))
+
+
+def refresh_interval() -> timedelta:
+    """How often the beat task recomputes every dashboard (CELERY_BEAT_SCHEDULE)."""
+    entry = settings.CELERY_BEAT_SCHEDULE.get(REFRESH_ENTRY)
+    return entry["schedule"] if entry else timedelta(minutes=5)
+
+
+def refresh_every(dashboard: Dashboard) -> timedelta:
+    """How often a scope is recomputed: at every beat tick, or at every few ticks when its last
+    recompute took more than a tenth of the interval, so that no scope keeps the database busy more
+    than about a tenth of the time (a year of a million instances takes about a minute)."""
+    interval = refresh_interval()
+    wanted = max(interval, timedelta(seconds=LOAD_SHARE * (dashboard.computed_in or 0)))
+    return interval * math.ceil((wanted - interval / 2) / interval)
+
+
+def dashboard_due(dashboard: Dashboard | None, *, now: datetime) -> bool:
+    """Whether the beat tick at ``now`` recomputes a scope whose stored figures are these."""
     if dashboard is None:
-        dashboard = dashboard_compute(scope)
-        cache.set(key, dashboard, settings.STATUSTRACKER_DASHBOARD_CACHE_SECONDS)
-    return dashboard
+        return True
+    return now - dashboard.computed_at >= refresh_every(dashboard) - refresh_interval() / 2
+
+
+def model_title(scope: DashboardScope) -> str:
+    """The model's name in its latest version (the page's title while its figures are computed)."""
+    document = ModelVersion.objects.filter(model_id=scope.model_id).order_by("-number").values("document").first()
+    return ((document or {}).get("document") or {}).get("name") or scope.model_key
+
+
+def standard_scopes(*, now: datetime | None = None) -> Iterator[DashboardScope]:
+    """Every scope the page offers, of every model with a published version: each window (and all
+    time) for every version together, and for each version when there are several (with one, its
+    figures are those of every version: ``services.dashboard_refresh`` stores them for both)."""
+    now = now or timezone.now()
+    numbers: dict[str, list[int]] = {}
+    for key, number in ModelVersion.objects.order_by("model__key", "number").values_list("model__key", "number"):
+        numbers.setdefault(key, []).append(number)
+    for key, versions in numbers.items():
+        for version in [None, *versions] if len(versions) > 1 else [None]:
+            for window in (*WINDOWS, None):
+                scope = dashboard_scope(model_key=key, version=version, window_days=window, now=now)
+                if scope is not None:
+                    yield scope
 
 
 # --- The event log ----------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """The dashboard of a model for staff, in the admin's look, and its event-log download.
 
+The page shows the figures the last background recompute stored and never works them out itself
+(docs/dashboard.md): with nothing stored yet for the scope asked for, it queues the recompute and
+says so.
+
 Routed in ``statustracker/urls.py`` under ``admin/dashboard/`` and wrapped in
 ``admin.site.admin_view`` (active staff, logged in); each view also asks for the view permission on
 process instances, since the figures are made of them.
@@ -7,12 +11,15 @@ process instances, since the figures are made of them.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_safe
 
@@ -25,14 +32,23 @@ from tracking.insights.selectors import (
     DEFAULT_WINDOW,
     WINDOWS,
     DashboardScope,
+    dashboard_queued_at,
     dashboard_scope,
     event_log_chunks,
-    model_dashboard,
+    model_title,
+    refresh_every,
+    refresh_interval,
+    stored_dashboard,
 )
+from tracking.insights.tasks import dashboard_request
 
 VIEW_INSTANCES = "tracking.view_processinstance"
 ALL = "all"
 OUTCOME_COLOURS = {"started": "#3b6fb6", "succeeded": "#2e7d32", "failed": "#c62828"}
+# Stored figures older than this many refresh intervals are flagged: the recompute has stopped.
+STALE_AFTER_INTERVALS = 3
+# A recompute queued longer ago than this without a result: say that a worker may be missing.
+SLOW_AFTER = timedelta(minutes=5)
 
 
 class DashboardFilterForm(forms.Form):
@@ -128,27 +144,9 @@ def _state_rows(dashboard: Dashboard) -> list[dict]:
     ]
 
 
-@require_safe
-def model_dashboard_page(request: HttpRequest, model_id: str) -> HttpResponse:
-    """``?version=<number>&window=7|30|90|365|all``: where the model's instances get stuck."""
-    scope, form = _scope(request, model_id, default_window=str(DEFAULT_WINDOW))
-    dashboard = model_dashboard(scope)
-    query = {"window": ALL if scope.window_days is None else scope.window_days}
-    if scope.version_number is not None:
-        query["version"] = scope.version_number
-    downloads = [
-        (
-            name.upper() if name != "ocel" else "OCEL 2.0 (JSON)",
-            f"{reverse('model-event-log', args=[model_id])}?{urlencode({**query, 'format': name})}",
-        )
-        for name in FORMATS
-    ]
-    context = {
-        **admin.site.each_context(request),
-        "title": f"Dashboard: {dashboard.model_name}",
-        "subtitle": model_id,
+def _figures_context(dashboard: Dashboard) -> dict:
+    return {
         "dashboard": dashboard,
-        "form": form,
         "outcomes": [
             ("Succeeded", dashboard.statuses.get("succeeded", 0), "succeeded"),
             ("Failed", dashboard.statuses.get("failed", 0), "failed"),
@@ -173,8 +171,45 @@ def model_dashboard_page(request: HttpRequest, model_id: str) -> HttpResponse:
         "paths": paths_diagram(dashboard),
         "path_rows": sorted(dashboard.follows.items(), key=lambda item: -item[1]),
         "charts": _charts(dashboard),
-        "downloads": downloads,
     }
+
+
+@require_safe
+def model_dashboard_page(request: HttpRequest, model_id: str) -> HttpResponse:
+    """``?version=<number>&window=7|30|90|365|all``: where the model's instances get stuck.
+
+    Reads the stored figures only; a scope with none stored yet is queued and the page says so."""
+    scope, form = _scope(request, model_id, default_window=str(DEFAULT_WINDOW))
+    dashboard = stored_dashboard(scope)
+    interval = refresh_interval()
+    now = timezone.now()
+    context = {**admin.site.each_context(request), "form": form, "subtitle": model_id}
+    context["interval_text"] = duration_text(interval.total_seconds())
+    if dashboard is None:
+        dashboard_request(scope)
+        queued_at = dashboard_queued_at(scope) or now
+        name = model_title(scope)
+        context |= {"queued_at": queued_at, "slow": now - queued_at > SLOW_AFTER}
+    else:
+        name = dashboard.model_name
+        context |= _figures_context(dashboard)
+        every = refresh_every(dashboard)
+        context |= {
+            "refresh_text": duration_text(every.total_seconds()),
+            "stale": now - dashboard.computed_at > STALE_AFTER_INTERVALS * every,
+            "now_day": timezone.localtime(now).strftime("%Y%m%d"),
+        }
+    query = {"window": ALL if scope.window_days is None else scope.window_days}
+    if scope.version_number is not None:
+        query["version"] = scope.version_number
+    context["downloads"] = [
+        (
+            format.upper() if format != "ocel" else "OCEL 2.0 (JSON)",
+            f"{reverse('model-event-log', args=[model_id])}?{urlencode({**query, 'format': format})}",
+        )
+        for format in FORMATS
+    ]
+    context |= {"title": f"Dashboard: {name}", "model_name": name}
     return render(request, "admin/tracking/insights/dashboard.html", context)
 
 

@@ -103,3 +103,12 @@ def known_history(now: datetime | None = None):
         )
     ProcessInstance.objects.create(model=version.model, transaction_id="NOT-STARTED", status=InstanceStatus.WAITING)
     return version
+
+
+def recompute_dashboards() -> None:
+    """What the workers do after a beat tick: work out and store every standard scope's figures."""
+    from tracking.insights.selectors import standard_scopes
+    from tracking.insights.tasks import refresh_dashboard
+
+    for scope in standard_scopes():
+        refresh_dashboard(scope.model_key, scope.version_number, scope.window_days)

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import ROOT
 from tests.tracking import test_version_diagram_browser
-from tests.tracking.insights.history import KNOWN, known_history
+from tests.tracking.insights.history import KNOWN, known_history, recompute_dashboards
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -26,6 +26,7 @@ PATH = "/admin/dashboard/order-fulfilment/"
 
 def test_the_dashboard_shows_the_known_figures_at_both_widths(admin_page):
     known_history()
+    recompute_dashboards()
     ARTIFACTS.mkdir(exist_ok=True)
 
     for width in (1280, 390):
@@ -66,6 +67,7 @@ def test_the_dashboard_shows_the_known_figures_at_both_widths(admin_page):
 
 def test_without_javascript_the_figures_are_tables(admin_page):
     known_history()
+    recompute_dashboards()
 
     page = admin_page(PATH, javascript=False)
 

@@ -1,13 +1,11 @@
 """The dashboard's figures on a history whose times are known, on SQLite and on PostgreSQL."""
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from tests.tracking.insights.history import KNOWN, cohort_start, known_history
 from tracking.insights import selectors
-from tracking.insights.selectors import dashboard_compute, dashboard_scope, model_dashboard
-from tracking.models import TransitionRecord
+from tracking.insights.selectors import dashboard_compute, dashboard_scope
 
 pytestmark = pytest.mark.django_db
 
@@ -77,14 +75,3 @@ def test_postgres_sql_and_the_python_fallback_agree(history, postgres_only):
         facts, _ = selectors._facts(scope)
 
         assert selectors._postgres_tallies(scope, facts) == selectors._python_tallies(scope, facts)
-
-
-def test_figures_are_cached_per_model_version_and_window(history):
-    first = model_dashboard(dashboard_scope(model_key="order-fulfilment", version=None, window_days=30))
-
-    TransitionRecord.objects.all().delete()
-
-    assert model_dashboard(dashboard_scope(model_key="order-fulfilment", version=None, window_days=30)) == first
-    assert model_dashboard(dashboard_scope(model_key="order-fulfilment", version=None, window_days=90)).follows == {}
-    cache.clear()
-    assert model_dashboard(dashboard_scope(model_key="order-fulfilment", version=None, window_days=30)).follows == {}

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.conftest import ROOT
-from tests.tracking.insights.history import known_history
+from tests.tracking.insights.history import known_history, recompute_dashboards
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,9 @@ DASHBOARD = "/admin/dashboard/order-fulfilment/"
 
 @pytest.fixture
 def history():
-    return known_history()
+    version = known_history()
+    recompute_dashboards()
+    return version
 
 
 def client_for(*, staff: bool, can_view: bool) -> Client:
