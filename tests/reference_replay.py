@@ -162,13 +162,16 @@ def replay(document: dict, envelopes: Iterable[dict]) -> dict[str, dict]:
     model = _Model(document)
     instances: dict[str, _Instance] = {}
     owner_of: dict[str, _Instance] = {}  # event id -> the instance that stored it first
+    first: dict[str, dict] = {}  # event id -> its first delivery
 
     for envelope in envelopes:
         event_id = envelope["event_id"]
-        # Rule 1: an event id seen before is a duplicate and changes nothing.
+        # Rule 1: an event id seen before changes nothing: the same event again is a duplicate
+        # (counted); the id reused with another body is a conflict (not counted: kept apart).
         if event_id in owner_of:
-            duplicates = owner_of[event_id].duplicates
-            duplicates[event_id] = duplicates.get(event_id, 0) + 1
+            if envelope == first[event_id]:
+                duplicates = owner_of[event_id].duplicates
+                duplicates[event_id] = duplicates.get(event_id, 0) + 1
             continue
         instance = instances.setdefault(envelope["transaction_id"], _Instance())
         # Rule 2: an event of another model is rejected (and, not being stored, not remembered).
@@ -176,6 +179,7 @@ def replay(document: dict, envelopes: Iterable[dict]) -> dict[str, dict]:
             instance.outcomes[event_id] = "rejected"
             continue
         owner_of[event_id] = instance
+        first[event_id] = envelope
         # Rule 3: no instance yet.
         if instance.state is None:
             if model.may_start(envelope["event_type"]):

@@ -4,6 +4,7 @@ transitions they caused, manual moves with who and why; and finding instances by
 from __future__ import annotations
 
 import copy
+import json
 from datetime import timedelta
 
 import pytest
@@ -28,8 +29,10 @@ def apply_all() -> None:
 def order_a() -> ProcessInstance:
     """Order A: placed (sent twice), delivered too early (parked), paid, paid again (ignored)."""
     ingest(order_event("a1", "A", "order.placed"), order_event("a2", "A", "carrier.delivered"))
-    events_ingest(items=[RawEvent(b'{"event_id": "a1", "model_id": "order-fulfilment", "transaction_id": "A", '
-                                  b'"event_type": "order.placed"}')], source_kind="file")  # fmt: skip
+    again = events_ingest(
+        items=[RawEvent(json.dumps(order_event("a1", "A", "order.placed")).encode())], source_kind="file"
+    )
+    assert [result.status for result in again] == ["duplicate"]  # the same event delivered twice
     apply_all()
     ingest(order_event("a3", "A", "payment.captured"))
     apply_all()

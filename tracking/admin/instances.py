@@ -60,7 +60,7 @@ class ProcessInstanceAdmin(InstanceRepairMixin, ReadOnlyAdminMixin, admin.ModelA
 
     @admin.display(description="transaction id", ordering="transaction_id")
     def short_transaction_id(self, obj):
-        return shortened(obj.transaction_id, 40)
+        return shortened(obj.transaction_id, 28)
 
     @admin.display(description="model", ordering="model__key")
     def model_name(self, obj):
