@@ -15,6 +15,14 @@ in each run, measures three things side by side:
 3. **The naive design** (bench/naive_apply.py): the first ``--naive-events`` of the same events
    through one Celery task per record, each storing and applying its one event, timed the same way.
 
+``--subscribe-all`` measures the throughput phase twice in each run, side by side (the order
+alternating between runs): without any webhook subscription, and with one subscription of the model
+that matches every change (no filters, two context fields), so that the apply writes a notification
+row for every transition, milestone and outcome in its transaction (docs/notifications.md). The
+deliveries those rows ask for are queued on a queue no worker reads during the phase
+(``CELERY_DEFAULT_QUEUE=bench_deliver``; apply tasks go to the model's queue), so that the figure is
+the apply path's own cost; bench/notify_bench.py measures delivering them.
+
 Commit times come from ``LISTEN``: the benchmark databases get a statement trigger that sends
 the ids of newly decided inbox events with ``pg_notify``, which PostgreSQL delivers at commit.
 CPU time per process (consumer, workers, kinesalite, PostgreSQL backends of the benchmark
@@ -105,6 +113,14 @@ CREATE TRIGGER bench_decided_insert AFTER INSERT ON tracking_inboxevent
 TABLES = (
     "tracking_transitionrecord, tracking_inboxevent, tracking_processinstance, tracking_deadletter, tracking_shardlease"
 )
+DELIVERY_QUEUE = "bench_deliver"
+SUBSCRIBE_ALL_SQL = """
+INSERT INTO tracking_webhooksubscription (model_id, url, description, kinds, states, milestones, context_fields,
+    secret, previous_secret, is_active, disabled_reason, created_at)
+SELECT id, 'http://127.0.0.1:9/hooks', 'bench: every change', '[]', '[]', '[]', '["carrier", "tracking_number"]',
+    'whsec_YmVuY2gtb25seS1zZWNyZXQtMTIzNDU2', '', true, '', now()
+FROM models_registry_statusmodel WHERE key = %s
+"""
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -563,6 +579,8 @@ class Bench:
             "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": LOCAL_CREDENTIALS["region_name"],
         }
+        if args.subscribe_all:
+            base["CELERY_DEFAULT_QUEUE"] = DELIVERY_QUEUE  # deliveries wait there; apply tasks use the model's queue
         self.env = {**base, "DATABASE_URL": self.dsn.replace("postgresql://", "postgres://")}
         self.naive_env = {**base, "DATABASE_URL": self.naive_dsn.replace("postgresql://", "postgres://")}
         self.kinesalite: Kinesalite | None = None
@@ -573,6 +591,9 @@ class Bench:
         print("preparing databases, kinesalite and the streams", flush=True)
         reset_database(self.admin_dsn, self.args.database, self.env)
         reset_database(self.admin_dsn, self.args.naive_database, self.naive_env)
+        if self.args.subscribe_all:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                conn.execute("UPDATE models_registry_statusmodel SET queue = %s", [PIPELINE_QUEUE])
         self.kinesalite = Kinesalite(log_path=self.workdir / "kinesalite.log").start()
         self.client = self.kinesalite.client()
         self.backlog = order_events("T", self.args.events, seed=1)
@@ -814,7 +835,44 @@ class Bench:
             "wall": meter.wall,
         }
 
+    def subscribe_all(self, on: bool) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE tracking_webhooksubscription RESTART IDENTITY CASCADE")
+            if on:
+                conn.execute(SUBSCRIBE_ALL_SQL, [MODEL])
+
+    def notifications(self) -> int:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return conn.execute("SELECT count(*) FROM tracking_notification").fetchone()[0]
+
+    def run_side_by_side(self, run: int) -> dict:
+        """The throughput phase without and with a subscription to every change, the order alternating."""
+        print(f"run {run}", flush=True)
+        result = {}
+        order = (False, True) if run % 2 else (True, False)
+        for subscribed in order:
+            label = "subscribed" if subscribed else "throughput"
+            truncate(self.dsn)
+            self.subscribe_all(subscribed)
+            self.flush_redis()
+            workers = self.start_workers(f"bench-pipe-{run}-{label}", env=self.env, queue=PIPELINE_QUEUE)
+            try:
+                result[label] = t = self.throughput(run, workers)
+            finally:
+                workers.stop()
+            t["notifications"] = self.notifications()
+            print(
+                f"  {'with a subscription to every change' if subscribed else 'without subscriptions'}: "
+                f"{t['events']} events in {t['seconds']:.1f} s = {t['rate']:.0f} events/s "
+                f"(into the inbox {t['ingest_rate']:.0f}/s, apply tail {t['tail']:.2f} s), "
+                f"{t['notifications']} notifications written, {t['statuses']}",
+                flush=True,
+            )
+        return result
+
     def run(self, run: int) -> dict:
+        if self.args.subscribe_all:
+            return self.run_side_by_side(run)
         print(f"run {run}", flush=True)
         truncate(self.dsn)
         truncate(self.naive_dsn)
@@ -863,6 +921,37 @@ def _cell(value: float) -> str:
     return "-" if value != value else f"{value:.0f}"  # NaN: the component is not part of that design
 
 
+def report_side_by_side(runs: list[dict]) -> list[str]:
+    lines = ["| figure | " + " | ".join(f"run {i}" for i in range(1, len(runs) + 1)) + " | median |"]
+    lines.append("|" + " --- |" * (len(runs) + 2))
+
+    def row(name: str, values: list, fmt: str) -> None:
+        lines.append(
+            f"| {name} | " + " | ".join(format(v, fmt) for v in values) + f" | {format(median(values), fmt)} |"
+        )
+
+    plain = [r["throughput"] for r in runs]
+    subscribed = [r["subscribed"] for r in runs]
+    row("events/s without subscriptions", [x["rate"] for x in plain], ".0f")
+    row("events/s with a subscription to every change", [x["rate"] for x in subscribed], ".0f")
+    row("change, %", [100 * (b["rate"] / a["rate"] - 1) for a, b in zip(plain, subscribed, strict=True)], "+.1f")
+    row("notifications written per event", [x["notifications"] / x["events"] for x in subscribed], ".2f")
+    for name in sorted({n for x in plain + subscribed for n in x["cpu"]}):
+        row(
+            f"{name} CPU per event, µs, without",
+            [x["cpu"].get(name, 0) * 1e6 / x["events"] for x in plain],
+            ".0f",
+        )
+        row("  with the subscription", [x["cpu"].get(name, 0) * 1e6 / x["events"] for x in subscribed], ".0f")
+    row("machine CPU busy without, %", [100 * x["machine_share"] for x in plain], ".0f")
+    row("machine CPU busy with, %", [100 * x["machine_share"] for x in subscribed], ".0f")
+    for number, x in enumerate(plain + subscribed, start=1):
+        capacity = x["wall"] * (os.cpu_count() or 1)
+        label = f"run {(number - 1) % len(runs) + 1} {'without' if number <= len(runs) else 'with'}"
+        lines.append(f"- {label}: other processes used {sum(x['others'].values()) / capacity:.0%} of the machine")
+    return lines
+
+
 def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after: tuple) -> str:
     lines = []
     out = lines.append
@@ -883,6 +972,9 @@ def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after:
         f"{args.concurrency} worker processes, task batch {args.task_batch_size} instances, prefetch {args.prefetch}"
     )
     out("")
+    if args.subscribe_all:
+        lines.extend(report_side_by_side(runs))
+        return "\n".join(lines)
     header = "| figure | " + " | ".join(f"run {i}" for i in range(1, len(runs) + 1)) + " | median | target |"
     out(header)
     out("|" + " --- |" * (len(runs) + 3))
@@ -976,6 +1068,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--redis-host", default="127.0.0.1")
     parser.add_argument("--redis-db", default="5")
+    parser.add_argument(
+        "--subscribe-all",
+        action="store_true",
+        help="measure the throughput phase without and with a webhook subscription to every change, side by "
+        "side in each run (no latency or naive phase)",
+    )
     parser.add_argument("--json", help="also write every figure of every run to this file")
     parser.add_argument("--logs", metavar="DIR", help="keep the logs of every process here (default: deleted)")
     parser.add_argument(
