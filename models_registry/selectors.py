@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from django.db.models import JSONField, Max, OuterRef, Subquery
 
-from models_registry.definition import Definition
+from models_registry.definition import Definition, milestone_groups
 from models_registry.models import ModelVersion, StatusModel
 from models_registry.services import draft_document
 from models_registry.validation import document_validate
@@ -53,10 +53,25 @@ def draft_definition(*, key: str) -> Definition | None:
     return Definition.from_document(document_validate(draft_document(status_model=status_model)))
 
 
+@lru_cache(maxsize=512)
+def _milestones(version_id: int) -> dict[str, dict]:
+    return {
+        state: {"key": group["key"], "label": group["label"]}
+        for group in milestone_groups(_compiled(version_id).document)
+        for state in group["states"]
+    }
+
+
+def version_milestone_of_states(*, version_id: int) -> dict[str, dict]:
+    """The milestone (key and label) each state of a version belongs to, cached per process."""
+    return _milestones(version_id)
+
+
 def clear_definition_cache() -> None:
     """Forget compiled definitions (tests reuse primary keys across rolled-back transactions)."""
     _compiled.cache_clear()
     _model_of.cache_clear()
+    _milestones.cache_clear()
 
 
 def model_list():

@@ -9,10 +9,8 @@ from a transition.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
-from models_registry.definition import milestone_groups
-from models_registry.selectors import version_definition
+from models_registry.selectors import version_definition, version_milestone_of_states
 from tracking.notify.models import ChangeKind
 
 OUTCOME_KINDS = ("success", "failure")
@@ -27,15 +25,8 @@ class Change:
     outcome: str | None = None  # "success" or "failure" when it ended there
 
 
-@lru_cache(maxsize=512)
 def milestone_of_states(version_id: int) -> dict[str, dict]:
-    """The milestone (key and label) each state of a version belongs to; versions never change."""
-    document = version_definition(version_id=version_id).document
-    return {
-        state: {"key": group["key"], "label": group["label"]}
-        for group in milestone_groups(document)
-        for state in group["states"]
-    }
+    return version_milestone_of_states(version_id=version_id)
 
 
 def step_changes(*, version_id: int, from_state: str, to_state: str) -> list[Change]:
@@ -53,7 +44,3 @@ def step_changes(*, version_id: int, from_state: str, to_state: str) -> list[Cha
     if before == "exception" and after != "exception":
         changes.append(Change(ChangeKind.EXCEPTION_LEFT, from_state, to_state, milestone))
     return changes
-
-
-def clear_change_cache() -> None:
-    milestone_of_states.cache_clear()

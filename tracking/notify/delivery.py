@@ -52,6 +52,7 @@ def subscription_secrets(subscription: WebhookSubscription, now) -> list[str]:
 
 def send_notification(notification: Notification, subscription: WebhookSubscription, *, manual=False):
     """POST one notification, record the try, and return what the endpoint answered."""
+    notification.subscription = subscription  # its payload names the model: no query for it
     now = timezone.now()
     body = json.dumps(notification.payload, separators=(",", ":"), ensure_ascii=False).encode()
     headers = signature_headers(
@@ -79,7 +80,13 @@ def _head(subscription_id: int, instance_id: int):
         .order_by("id")
         .values("id")[:1]
     )
-    return Notification.objects.select_for_update(skip_locked=True).filter(pk__in=oldest).first()
+    # The status again on the locked row: a row another worker delivered while this statement
+    # waited is read again by PostgreSQL after the wait, and must not be sent a second time.
+    return (
+        Notification.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=oldest, status=DeliveryStatus.PENDING)
+        .first()
+    )
 
 
 def deliver_pending(*, subscription_id: int, instance_id: int) -> float | None:

@@ -9,11 +9,12 @@ deliver the rows; ``DeliveryAttempt`` keeps each try. These models belong to the
 from __future__ import annotations
 
 import secrets
-import uuid
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from models_registry.selectors import version_definition, version_milestone_of_states
 
 
 class ChangeKind(models.TextChoices):
@@ -68,13 +69,20 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Notification(models.Model):
-    """The outbox: one change told to one subscription. ``message_id`` is what receivers deduplicate on."""
+    """The outbox: one change told to one subscription, kept as columns (cheap for the apply to
+    write); the body is made when it is sent (``payload``). Its ``webhook_id`` is what receivers
+    deduplicate on."""
 
-    message_id = models.UUIDField(default=uuid.uuid4, editable=False)
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="notifications")
     instance = models.ForeignKey("tracking.ProcessInstance", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=20, choices=ChangeKind.choices)
-    payload = models.JSONField()
+    version_id = models.BigIntegerField(help_text="The version whose states the change names.")
+    transaction_id = models.CharField(max_length=200)
+    from_state = models.CharField(max_length=64, blank=True)
+    to_state = models.CharField(max_length=64)
+    event_id = models.CharField(max_length=128, blank=True, help_text="The event that caused it, if one did.")
+    occurred_at = models.CharField(max_length=40, blank=True, help_text="When that event happened, as it said.")
+    context = models.JSONField(default=dict, blank=True, help_text="The context fields the subscription chose.")
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -82,7 +90,6 @@ class Notification(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["message_id"], name="unique_notification_message_id")]
         indexes = [
             # What is left to send, per endpoint and instance in order; empty while everything is sent.
             models.Index(
@@ -92,11 +99,34 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"msg_{self.message_id.hex}"
+        return self.webhook_id
 
     @property
     def webhook_id(self) -> str:
-        return f"msg_{self.message_id.hex}"
+        """Stable for the notification, the same on every try: ``msg_`` and its number."""
+        return f"msg_{self.pk}"
+
+    @property
+    def payload(self) -> dict:
+        """The body receivers get, in the Standard Webhooks shape: type, timestamp, data."""
+        milestone = version_milestone_of_states(version_id=self.version_id).get(self.to_state)
+        kind = version_definition(version_id=self.version_id).kinds.get(self.to_state)
+        return {
+            "type": f"instance.{self.kind}",
+            "timestamp": self.created_at.isoformat(),
+            "data": {
+                "model_id": self.subscription.model.key,
+                "transaction_id": self.transaction_id,
+                "kind": self.kind,
+                "from_state": self.from_state or None,
+                "to_state": self.to_state,
+                "milestone": milestone,
+                "outcome": kind if self.kind == ChangeKind.OUTCOME else None,
+                "event_id": self.event_id or None,
+                "occurred_at": self.occurred_at or None,
+                "context": self.context,
+            },
+        }
 
 
 class DeliveryAttempt(models.Model):

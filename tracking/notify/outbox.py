@@ -56,37 +56,39 @@ class InstanceChange:
     event: Mapping  # the envelope of the event that caused it ({} when none did)
 
 
-def payload(subscription: WebhookSubscription, item: InstanceChange, now) -> dict:
-    """The body receivers get, in the Standard Webhooks shape: type, timestamp, data."""
+def notification_row(subscription: WebhookSubscription, item: InstanceChange) -> dict:
+    """The outbox row of one change for one subscription: columns, the body is made when sent."""
     change, context = item.change, item.context
     return {
-        "type": f"instance.{change.kind}",
-        "timestamp": now.isoformat(),
-        "data": {
-            "model_id": subscription.model.key,
-            "transaction_id": item.instance.transaction_id,
-            "kind": change.kind,
-            "from_state": change.from_state or None,
-            "to_state": change.to_state,
-            "milestone": change.milestone,
-            "outcome": change.outcome,
-            "event_id": item.event.get("event_id"),
-            "occurred_at": item.event.get("occurred_at"),
-            "context": {name: context[name] for name in subscription.context_fields if name in context},
-        },
+        "subscription_id": subscription.pk,
+        "instance_id": item.instance.pk,
+        "kind": change.kind,
+        "version_id": item.instance.version_id,
+        "transaction_id": item.instance.transaction_id,
+        "from_state": change.from_state,
+        "to_state": change.to_state,
+        "event_id": item.event.get("event_id") or "",
+        "occurred_at": item.event.get("occurred_at") or "",
+        "context": {name: context[name] for name in subscription.context_fields if name in context}
+        if subscription.context_fields
+        else {},
     }
 
 
-def applied_changes(applied: Sequence[AppliedSteps]) -> list[InstanceChange]:
-    """Every change the applied steps make, in order, each with the context right after its step."""
+def applied_changes(applied: Sequence[AppliedSteps], *, with_context: bool = True) -> list[InstanceChange]:
+    """Every change the applied steps make, in order; with ``with_context``, each with the context
+    right after its step (copied per step, so only when a subscription asks for context fields)."""
     items = []
     for entry in applied:
-        context = dict(entry.context_before)
+        context = dict(entry.context_before) if with_context else {}
         for step in entry.steps:
-            context.update(step.context_updates)
+            if with_context:
+                context.update(step.context_updates)
+                snapshot = dict(context)
+            else:
+                snapshot = context
             event = entry.events.get(step.event_key)
             envelope = event.envelope if event is not None else {}
-            snapshot = dict(context)
             items.extend(
                 InstanceChange(entry.instance, change, snapshot, envelope)
                 for change in step_changes(
@@ -106,7 +108,9 @@ def outbox_write(applied: Sequence[AppliedSteps], *, now: datetime) -> None:
     email_outbox_write(applied, now=now)
     subscribed = _subscriptions({a.instance.model_id for a in applied})
     if subscribed:
-        changes_write(applied_changes([a for a in applied if a.instance.model_id in subscribed]), subscribed, now=now)
+        with_context = any(s.context_fields for subscriptions in subscribed.values() for s in subscriptions)
+        items = applied_changes([a for a in applied if a.instance.model_id in subscribed], with_context=with_context)
+        changes_write(items, subscribed, now=now)
 
 
 def _subscriptions(model_ids) -> dict[int, list[WebhookSubscription]]:
@@ -126,12 +130,7 @@ def changes_write(
     if subscribed is None:
         subscribed = _subscriptions({item.instance.model_id for item in items})
     rows = [
-        {
-            "subscription_id": subscription.pk,
-            "instance_id": item.instance.pk,
-            "kind": item.change.kind,
-            "payload": payload(subscription, item, now),
-        }
+        notification_row(subscription, item)
         for item in items
         for subscription in subscribed.get(item.instance.model_id, ())
         if subscription_matches(subscription, item.change)
