@@ -111,3 +111,7 @@ def test_the_vendored_chart_js_is_the_npm_package():
     assert (ROOT / "static" / "vendor" / f"chart-{package}.umd.min.js").read_bytes() == (
         installed / "dist" / "chart.umd.min.js"
     ).read_bytes()
+    # Its source map, under the name the file points to: collectstatic's manifest follows the reference.
+    assert (ROOT / "static" / "vendor" / "chart.umd.min.js.map").read_bytes() == (
+        installed / "dist" / "chart.umd.min.js.map"
+    ).read_bytes()
