@@ -36,7 +36,7 @@ class MoveForm(forms.Form):
 class ProcessInstanceAdmin(InstanceRepairMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     # Labels, not keys: the model's name, the state's label, the status in words. Transaction ids
     # can be long: the list shows their start, the instance's page all of it.
-    list_display = ["short_transaction_id", "model_name", "state_name", "status", "version_number", "updated_at"]
+    list_display = ["short_transaction_id", "model_name", "state_name", "status", "updated_at"]
     list_display_links = ["short_transaction_id"]
     search_fields = ["transaction_id"]
     list_select_related = ["model", "version"]
@@ -60,7 +60,7 @@ class ProcessInstanceAdmin(InstanceRepairMixin, ReadOnlyAdminMixin, admin.ModelA
 
     @admin.display(description="transaction id", ordering="transaction_id")
     def short_transaction_id(self, obj):
-        return shortened(obj.transaction_id, 28)
+        return shortened(obj.transaction_id, 20)
 
     @admin.display(description="model", ordering="model__key")
     def model_name(self, obj):
