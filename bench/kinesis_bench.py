@@ -844,7 +844,7 @@ class Bench:
 
     def subscribe_all(self, on: bool) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE tracking_webhooksubscription RESTART IDENTITY CASCADE")
+            conn.execute("TRUNCATE tracking_webhooksubscription, tracking_notification RESTART IDENTITY CASCADE")
             if on:
                 kinds = [k for k in self.args.subscription_kinds.split(",") if k]
                 conn.execute(SUBSCRIBE_ALL_SQL, [json.dumps(kinds), MODEL])

@@ -29,8 +29,19 @@ def milestone_of_states(version_id: int) -> dict[str, dict]:
     return version_milestone_of_states(version_id=version_id)
 
 
-def step_changes(*, version_id: int, from_state: str, to_state: str) -> list[Change]:
-    kinds = version_definition(version_id=version_id).kinds
+def step_changes(*, version_id: int, from_state: str, to_state: str) -> tuple[Change, ...]:
+    """The changes a transition makes; worked out once per version and pair of states (versions never
+    change, and the apply asks for the same pairs all the time)."""
+    definition = version_definition(version_id=version_id)
+    # Kept on the cached definition itself, so that it goes with it when definitions are forgotten.
+    memo = definition.__dict__.setdefault("_notify_step_changes", {})
+    changes = memo.get((from_state, to_state))
+    if changes is None:
+        changes = memo[(from_state, to_state)] = _changes(definition.kinds, version_id, from_state, to_state)
+    return changes
+
+
+def _changes(kinds, version_id: int, from_state: str, to_state: str) -> tuple[Change, ...]:
     milestones = milestone_of_states(version_id)
     milestone = milestones.get(to_state)
     before, after = kinds.get(from_state), kinds[to_state]
@@ -43,4 +54,4 @@ def step_changes(*, version_id: int, from_state: str, to_state: str) -> list[Cha
         changes.append(Change(ChangeKind.EXCEPTION_ENTERED, from_state, to_state, milestone))
     if before == "exception" and after != "exception":
         changes.append(Change(ChangeKind.EXCEPTION_LEFT, from_state, to_state, milestone))
-    return changes
+    return tuple(changes)
