@@ -144,3 +144,32 @@ def test_bootstrap_makes_no_subscription_without_the_receiver(settings, tmp_path
     call_command("bootstrap_local")
 
     assert not WebhookSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_bootstrap_lets_the_example_orders_ask_for_email_when_mails_are_files(settings, tmp_path):
+    from tracking.notify.email_models import CustomerEmailSettings
+    from tracking.notify.emails import model_offers_email
+
+    settings.VAR_DIR = tmp_path
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    call_command("bootstrap_local")
+    CustomerEmailSettings.objects.filter(model__key="order-fulfilment").update(delays=False)  # an operator's choice
+    call_command("bootstrap_local")
+
+    settings_row = CustomerEmailSettings.objects.get()
+    assert settings_row.model.key == "order-fulfilment"
+    assert not settings_row.delays  # kept
+    assert model_offers_email(model_id=settings_row.model_id)
+
+
+@pytest.mark.django_db
+def test_bootstrap_offers_no_email_when_mail_really_goes_out(settings, tmp_path):
+    from tracking.notify.email_models import CustomerEmailSettings
+
+    settings.VAR_DIR = tmp_path
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    call_command("bootstrap_local")
+
+    assert not CustomerEmailSettings.objects.exists()

@@ -13,6 +13,8 @@ from api_access.services import token_create
 from models_registry.models import StatusModel
 from models_registry.services import model_import, parse_documents
 from tracking.notify.dev_receiver import PAGE_PATH, RECEIVE_PATH, SUBSCRIPTION_DESCRIPTION
+from tracking.notify.email_models import CustomerEmailSettings
+from tracking.notify.emails import customer_email_settings_changed
 from tracking.notify.models import WebhookSubscription
 
 # The model simulate_traffic sends orders of (tracking/arrival/simulation.py).
@@ -23,7 +25,8 @@ class Command(BaseCommand):
     help = (
         "Prepare a local installation: import the example models, create an admin login and an API "
         "token, and print them. With STATUSTRACKER_DEV_RECEIVER on, also subscribe the development "
-        "webhook receiver (/dev/webhooks/) to the example order model. Safe to run again: the login is "
+        "webhook receiver (/dev/webhooks/) to the example order model; with mails written as files, "
+        "let the example orders' customers ask for email updates. Safe to run again: the login is "
         "kept in var/local-login.txt and the subscription is made once."
     )
 
@@ -39,6 +42,7 @@ class Command(BaseCommand):
         if settings.STATUSTRACKER_DEV_RECEIVER:
             self.subscribe_dev_receiver(base_url)
         if settings.EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
+            self.offer_email_updates()
             self.stdout.write(
                 f"mail (customers' updates, alerts): written as files to {getattr(settings, 'EMAIL_FILE_PATH', '')}"
             )
@@ -62,6 +66,15 @@ class Command(BaseCommand):
         login_file.write_text(text)
         login_file.chmod(0o600)
         self.stdout.write(text)
+
+    def offer_email_updates(self) -> None:
+        """The simulated orders' pages offer "Email me about changes" (mails become files under var/);
+        settings an operator changed in the admin are kept."""
+        model = StatusModel.objects.filter(key=SIMULATED_MODEL).first()
+        if model is not None:
+            _, created = CustomerEmailSettings.objects.get_or_create(model=model)
+            if created:
+                customer_email_settings_changed()
 
     def subscribe_dev_receiver(self, base_url: str) -> None:
         """One subscription of the simulated model to the receiver, kept across runs; its URL follows PORT."""
