@@ -148,3 +148,39 @@ def test_the_delayed_filter_finds_instances_past_expected_within(example_model, 
 
     assert [i.transaction_id for i in delayed] == ["E"]
     assert [i.transaction_id for i in on_time] == ["F"]
+
+
+def test_a_viewer_cannot_renew_a_link_and_csrf_is_checked(example_model, django_user_model):
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    instance = order_a()
+    viewer = django_user_model.objects.create_user("viewer", password="unused", is_staff=True)
+    viewer.groups.add(Group.objects.get(name="Viewers"))
+    operator = django_user_model.objects.create_user("operator", password="unused", is_staff=True)
+    operator.groups.add(Group.objects.get(name="Operators"))
+    url = reverse("admin:tracking_processinstance_renew_link", args=[instance.pk])
+    nonce = instance.link_nonce
+
+    as_viewer = Client()
+    as_viewer.force_login(viewer)
+    page = as_viewer.get(reverse("admin:tracking_processinstance_change", args=[instance.pk]))
+    assert page.status_code == 200
+    assert 'value="Renew link"' not in page.content.decode()  # no button for a viewer
+    assert as_viewer.post(url).status_code == 403
+    as_operator = Client(enforce_csrf_checks=True)
+    as_operator.force_login(operator)
+    assert as_operator.post(url).status_code == 403  # no CSRF token
+    instance.refresh_from_db()
+    assert instance.link_nonce == nonce
+
+
+def test_operators_may_manage_webhooks_and_viewers_may_look(db):
+    from django.contrib.auth.models import Group
+
+    operators = set(Group.objects.get(name="Operators").permissions.values_list("codename", flat=True))
+    viewers = set(Group.objects.get(name="Viewers").permissions.values_list("codename", flat=True))
+
+    assert {"manage_webhooks", "change_webhooksubscription", "view_notification"} <= operators
+    assert "view_webhooksubscription" in viewers
+    assert not {"manage_webhooks", "change_webhooksubscription"} & viewers
