@@ -504,3 +504,9 @@ def test_try_answers_only_a_post_for_a_model_that_exists(admin_client, orders):
     assert admin_client.get(try_url(orders)).status_code == 405
     missing = admin_client.post(reverse("admin:models_registry_statusmodel_try", args=[999]), {"version": "1"})
     assert (missing.status_code, missing.json()) == (404, {"detail": "No such model."})
+
+
+def test_the_designer_links_the_models_dashboard(admin_client, orders):
+    page = admin_client.get(change_url(orders)).content.decode()
+
+    assert f'href="/admin/dashboard/{ORDERS}/"' in page
