@@ -234,6 +234,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # bench/kinesis_bench.py). Workers keep their connection instead and drop it as Django does between
 # requests, when it is broken or older than CONN_MAX_AGE (statustracker/celery.py).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# Every task sent gets one immediate retry: it replaces a pooled connection that a broker restart has
+# closed, and it costs nothing when the broker refuses connections. Celery's default (3 retries, up to
+# a second apart) would hold every API request, apply and page view about a second while the broker
+# is down, for nothing: what was not sent is found again by the sweeps (docs/architecture.md).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BEAT_SCHEDULE = {
     "sweep-pending-events": {
         "task": "tracking.tasks.sweep_pending",

@@ -20,11 +20,6 @@ from tracking.apply.tasks import apply_pending
 
 logger = logging.getLogger(__name__)
 
-# One immediate retry: it replaces a pooled connection that a broker restart has closed, and it
-# costs nothing when the broker refuses connections. Celery's default (3 retries, up to a second
-# apart) would hold every API request about a second while the broker is down, for nothing.
-PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
-
 
 def _chunks(values: list, size: int) -> Iterable[list]:
     iterator = iter(values)
@@ -43,7 +38,7 @@ def enqueue_instances(queue_by_instance: dict[int, str]) -> bool:
     try:
         for queue, instance_ids in by_queue.items():
             for chunk in _chunks(sorted(instance_ids), settings.STATUSTRACKER_TASK_BATCH_SIZE):
-                apply_pending.apply_async(args=[chunk], queue=queue, retry_policy=PUBLISH_RETRY_POLICY)
+                apply_pending.apply_async(args=[chunk], queue=queue)  # CELERY_TASK_PUBLISH_RETRY_POLICY
     # Whatever the broker or its client raises (refused, timed out, a full Redis refusing writes):
     # the caller's events are stored, and a request or a Kinesis batch must not fail for this.
     except Exception:

@@ -27,11 +27,10 @@ class SweepOnConnect(bootsteps.StartStopStep):
     requires = {"celery.worker.consumer.connection:Connection"}
 
     def start(self, parent) -> None:
-        from tracking.inbox.dispatch import PUBLISH_RETRY_POLICY
         from tracking.inbox.tasks import sweep_pending
 
         try:
-            sweep_pending.apply_async(kwargs={"older_than_seconds": 0}, retry_policy=PUBLISH_RETRY_POLICY)
+            sweep_pending.apply_async(kwargs={"older_than_seconds": 0})
         # The connection may break again at once; the next connection asks again, and the
         # periodic sweep remains. Nothing here may stop the worker.
         except Exception:

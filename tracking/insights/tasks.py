@@ -13,7 +13,6 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from tracking.inbox.dispatch import PUBLISH_RETRY_POLICY
 from tracking.insights.selectors import DashboardScope
 
 logger = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ def _send(scope: DashboardScope) -> bool:
     try:
         refresh_dashboard.apply_async(
             kwargs={"model_key": scope.model_key, "version": scope.version_number, "window_days": scope.window_days},
-            retry_policy=PUBLISH_RETRY_POLICY,
         )
     # Whatever the broker or its client raises: the page still answers, and the next view (or the
     # next beat tick) queues it again.

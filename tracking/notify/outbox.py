@@ -21,8 +21,6 @@ from tracking.notify.models import Notification, WebhookSubscription
 
 logger = logging.getLogger(__name__)
 DELIVER_TASK = "tracking.tasks.deliver_notifications"  # tracking.notify.tasks.deliver_notifications
-# As the apply tasks' dispatch: one quick retry, so that a broker that is away does not hold the apply.
-PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
 @dataclass(frozen=True)
@@ -143,6 +141,6 @@ def notifications_write(rows: list[dict]) -> None:
 def _send_later(pairs: list[tuple[int, int]]) -> None:
     # By name: the tasks' module reads this one (the delay check writes through changes_write).
     try:
-        current_app.send_task(DELIVER_TASK, args=[pairs], retry_policy=PUBLISH_RETRY_POLICY)
+        current_app.send_task(DELIVER_TASK, args=[pairs])
     except Exception:  # the broker is away: the sweep delivers them (tracking.notify.delivery)
         logger.warning("could not queue %d deliveries; the sweep will send them", len(pairs))

@@ -188,12 +188,17 @@ def transaction_events(*, model_key: str, transaction_id: str) -> TransactionEve
     )
     if not events.exists():
         return None
-    if instance.version_id is not None:
-        park_ttl = version_definition(version_id=instance.version_id).park_ttl
-    else:
-        latest = current_versions(keys=[model_key]).get(model_key)
-        park_ttl = version_definition(version_id=latest.id).park_ttl if latest else None
-    return TransactionEvents(events=events, park_ttl=park_ttl)
+    definition = instance_definition(version_id=instance.version_id, model_key=model_key)
+    return TransactionEvents(events=events, park_ttl=definition.park_ttl if definition else None)
+
+
+def instance_definition(*, version_id: int | None, model_key: str) -> Definition | None:
+    """The definition an instance's events are judged by: its version's or, before it has started,
+    the model's latest version's (None when the model has no version)."""
+    if version_id is not None:
+        return version_definition(version_id=version_id)
+    latest = current_versions(keys=[model_key]).get(model_key)
+    return version_definition(version_id=latest.id) if latest else None
 
 
 def instance_list(

@@ -9,11 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Sum
-
-from models_registry.definition import Definition
-from models_registry.selectors import current_versions, version_definition
 from tracking.models import EventStatus, InboxEvent, ProcessInstance, TransitionRecord
+from tracking.progress.selectors import instance_definition, instance_event_counts
 
 # The newest events of a transaction shown; a story longer than this says how many are left out.
 STORY_LIMIT = 500
@@ -67,22 +64,14 @@ class Story:
     path: list[tuple[str, str]]  # the transitions taken, in order, (from, to); creation has from ""
 
 
-def _definition(instance: ProcessInstance) -> Definition | None:
-    if instance.version_id is not None:
-        return version_definition(version_id=instance.version_id)
-    latest = current_versions(keys=[instance.model.key]).get(instance.model.key)
-    return version_definition(version_id=latest.pk) if latest else None
-
-
 def instance_story(*, instance: ProcessInstance) -> Story:
-    definition = _definition(instance)
+    definition = instance_definition(version_id=instance.version_id, model_key=instance.model.key)
     labels = {s["key"]: s["label"] for s in definition.document["states"]} if definition else {}
     park_ttl: timedelta | None = definition.park_ttl if definition else None
 
     events = InboxEvent.objects.filter(instance=instance)
-    by_status = events.values("status").annotate(n=Count("id"), copies=Sum("duplicate_count")).order_by()
-    counts = {row["status"]: row["n"] for row in by_status}
-    duplicates = sum(row["copies"] or 0 for row in by_status)
+    every_count, duplicates = instance_event_counts(instance=instance)
+    counts = {status: count for status, count in every_count.items() if count}
     rows = list(
         events.order_by("-id").only(
             "id",
