@@ -68,6 +68,8 @@ def drawn_states(page) -> list[str]:
 
 
 def assert_fits(page, width: int) -> None:
+    # Measured once the page's stylesheets are in: the text can be there before they are.
+    page.wait_for_load_state("load")
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the page scrolls sideways at {width}px"
 
