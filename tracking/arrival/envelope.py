@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.utils.dateparse import parse_datetime
 
 MAX_BYTES = 1024 * 1024
@@ -184,6 +185,13 @@ def decode(raw: bytes) -> Any:
     """Bytes from a file line or a Kinesis record -> a JSON value, within the size limit."""
     if len(raw) > MAX_BYTES:
         raise EnvelopeError("", f"larger than {MAX_BYTES} bytes")
+    try:
+        # orjson reads plain UTF-8 JSON several times faster. Whatever it refuses (a byte order
+        # mark, an integer beyond 64 bits, bad input) is read again the standard way, which
+        # accepts or words the problem as before.
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
     try:
         # Decoded here rather than by json.loads, which would also guess UTF-16 and UTF-32;
         # a leading byte order mark is tolerated.
