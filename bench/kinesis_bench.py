@@ -32,7 +32,7 @@ RSS is its ``VmHWM``. ``--profile DIR`` also samples the consumers and the worke
 during the throughput phase and prints where their CPU time goes.
 
 Defaults: 2 consumer processes (one per core) with ``--batch-size 2000``, 2 worker processes,
-``STATUSTRACKER_TASK_BATCH_SIZE`` 200, prefetch 4; the consumers' lease duration is 3 s so that
+``STATUSTRACKER_TASK_BATCH_SIZE`` 500 (the product default), prefetch 4; the consumers' lease duration is 3 s so that
 the second consumer gets its two shards within a second or two of a short run.
 
 Every process it starts (kinesalite, consumers, workers, the naive reader) is stopped at the end,
@@ -1080,7 +1080,7 @@ def parse_args() -> argparse.Namespace:
         "a second or two of a short run (with the default 10 s it takes 5-10 s)",
     )
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
-    parser.add_argument("--task-batch-size", type=int, default=200, help="STATUSTRACKER_TASK_BATCH_SIZE")
+    parser.add_argument("--task-batch-size", type=int, default=500, help="STATUSTRACKER_TASK_BATCH_SIZE")
     parser.add_argument("--prefetch", type=int, default=4, help="CELERY_PREFETCH_MULTIPLIER")
     parser.add_argument("--timeout", type=float, default=300.0, help="longest wait for one phase to finish")
     parser.add_argument("--database", default="bench_kinesis")
