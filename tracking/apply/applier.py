@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -25,9 +25,37 @@ from tracking.notify.outbox import AppliedSteps, outbox_write
 
 logger = logging.getLogger(__name__)
 
-# Instance fields the apply neither reads nor writes back (``updated_at`` it only sets), left
-# unloaded: parsing them was part of a worker's time.
-UNREAD_INSTANCE_FIELDS = ("created_at", "updated_at", "link_nonce")
+# The instance fields the apply reads, in the model's field order (``Model.from_db`` wants it);
+# ``created_at`` and ``link_nonce`` are left unloaded, ``updated_at`` is only set.
+APPLY_INSTANCE_FIELDS = (
+    "id",
+    "model_id",
+    "version_id",
+    "transaction_id",
+    "state",
+    "status",
+    "context",
+    "started_at",
+    "state_entered_at",
+)
+
+
+def instances_locked_for_apply(instance_ids: Sequence[int]) -> dict[int, ProcessInstance]:
+    """Lock these instances and load them for the apply, by id.
+
+    The rows come as values, the context as text that orjson decodes, and become instances
+    through ``Model.from_db``: the ORM's own loading of full objects was a large share of a
+    worker's time.
+    """
+    context_at = APPLY_INSTANCE_FIELDS.index("context")
+    columns = [*APPLY_INSTANCE_FIELDS]
+    columns[context_at] = Cast("context", TextField())
+    instances = {}
+    for row in instances_for_update(instance_ids).values_list(*columns):
+        values = list(row)
+        values[context_at] = orjson.loads(values[context_at])
+        instances[row[0]] = ProcessInstance.from_db(connection.alias, APPLY_INSTANCE_FIELDS, values)
+    return instances
 
 
 @dataclass
@@ -58,7 +86,7 @@ def instances_apply_pending(*, instance_ids: Sequence[int], first_pending_only: 
     with transaction.atomic():
         # The model row is not joined in: it is needed only for instances that have not started,
         # and loading it with every instance cost about a tenth of a worker's time.
-        instances = {i.pk: i for i in instances_for_update(instance_ids).defer(*UNREAD_INSTANCE_FIELDS)}
+        instances = instances_locked_for_apply(instance_ids)
         if not instances:
             return report
         # A held instance's rows are not even read: its failed event may be a row that cannot be.
