@@ -473,6 +473,31 @@ def inbox_times(dsn: str, prefix: str) -> list[tuple[int, float, float, float | 
         ).fetchall()
 
 
+def database_writes(dsn: str) -> tuple[int, dict[str, tuple[int, int, int]]]:
+    """The cluster's WAL position in bytes, and rows (inserted, updated, of those HOT) per table of
+    this database, as PostgreSQL's statistics count them (others' writes to the cluster count in
+    the WAL figure, which is why other processes' share of the machine is printed)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        wal = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0]
+        rows = conn.execute("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables").fetchall()
+    return int(wal), {name: (ins, upd, hot) for name, ins, upd, hot in rows}
+
+
+def writes_per_event(before, after, events: int) -> dict:
+    """WAL bytes and rows written per event between two ``database_writes`` readings."""
+    (wal0, rows0), (wal1, rows1) = before, after
+    changed = {
+        name: tuple(b - a for a, b in zip(rows0.get(name, (0, 0, 0)), counts, strict=True))
+        for name, counts in rows1.items()
+    }
+    return {
+        "wal_bytes": (wal1 - wal0) / events,
+        "rows": {name: (ins + upd) / events for name, (ins, upd, _hot) in changed.items() if ins + upd},
+        "hot_share": {name: hot / upd for name, (_ins, upd, hot) in changed.items() if upd},
+    }
+
+
 # --- the benchmark ------------------------------------------------------------------------------
 def percentile(values: list[float], share: float) -> float:
     if not values:
@@ -689,9 +714,12 @@ class Bench:
                     Profiler(outdir, f"r{run}-consumer", [c.pid for c in consumers], subprocesses=False),
                     Profiler(outdir, f"r{run}-workers", [workers.pid], subprocesses=True),
                 ]
+            writes_before = database_writes(self.dsn)
             meter.start()
             done = listener.wait_for(len(self.backlog), timeout=self.args.timeout, progress="throughput")
             meter.stop()
+            time.sleep(1.5)  # workers' statistics reach the server within a second of their commit
+            writes = writes_per_event(writes_before, database_writes(self.dsn), len(self.backlog))
             for profiler in profilers:
                 profiler.stop()
             for label, profiler in zip(("consumer", "workers"), profilers, strict=False):
@@ -721,6 +749,7 @@ class Bench:
             "tail": end - last_received,
             "statuses": dict(statuses),
             "consumer_hwm_kb": rss,
+            "writes": writes,
             "cpu": meter.result,
             "machine_share": meter.machine_share,
             "others": dict(meter.others),
@@ -1031,6 +1060,9 @@ def report(args, runs: list[dict], bench: Bench, load_before: tuple, load_after:
     rss = [max(r["throughput"]["consumer_hwm_kb"], r.get("latency", {}).get("consumer_hwm_kb", 0)) / 1024 for r in runs]
     row("consumer peak RSS (VmHWM), MB", rss, ".0f", "< 150")
     row("machine CPU busy during throughput, %", [100 * x["machine_share"] for x in t], ".0f")
+    row("WAL written per event, bytes", [x["writes"]["wal_bytes"] for x in t], ".0f")
+    for table in sorted({name for x in t for name in x["writes"]["rows"]}):
+        row(f"  {table} rows written per event", [x["writes"]["rows"].get(table, 0) for x in t], ".2f")
     out("")
     out("CPU time per event during the throughput phase (µs of CPU per event, median over runs):")
     out("")
