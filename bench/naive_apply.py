@@ -120,12 +120,16 @@ def record_apply(*, data: str, reference: str) -> str:
             event.save(update_fields=["status", "reason", "processed_at"])
         if result.changed:
             for step in result.steps:
+                event_envelope = by_key[step.event_key].envelope
                 if not step.from_state:
-                    instance.version_id = version_id
-                    instance.start(initial_state=step.to_state)
+                    instance.start(
+                        version_id=version_id, initial_state=step.to_state, event_type=event_envelope["event_type"]
+                    )
                     instance.started_at = now
                 else:
-                    instance.move_to(target=step.to_state)
+                    instance.apply_event(
+                        target=step.to_state, event=event_envelope, handler=definition.document["handler"]
+                    )
                 TransitionRecord.objects.create(
                     instance=instance,
                     event_id=step.event_key,
