@@ -217,9 +217,9 @@ def generate(args: argparse.Namespace) -> dict:
             cur.execute(
                 """
                 INSERT INTO tracking_transitionrecord
-                    (instance_id, event_id, from_state, to_state, occurred_at, recorded_at, note)
+                    (instance_id, event_id, from_state, to_state, occurred_at, recorded_at, note, context_updates)
                 SELECT p.i, (p.i - 1) * %(per)s + n, COALESCE(p.states[n - 1], ''), s, p.at[n],
-                       p.at[n] + interval '3 seconds', ''
+                       p.at[n] + interval '3 seconds', '', '{}'::jsonb
                   FROM bench_plan p CROSS JOIN LATERAL unnest(p.states) WITH ORDINALITY AS u(s, n)
                  WHERE p.i BETWEEN %(first)s AND %(last)s
                  ORDER BY p.i, n
