@@ -338,10 +338,11 @@ def measure(args: argparse.Namespace) -> dict:
             live_urls[pk] = body.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")
     log(f"page views: {len(page_ms)}")
     unchanged_ms, rollovers = [], 0
-    for url in live_urls.values():
-        # The stamp holds the minute (the page refreshes once a minute anyway): poll as a browser
-        # that loaded the page this minute would.
-        current = url.rsplit(".", 1)[0] + f".{int(time.time()) // 60}"
+    for pk, url in live_urls.items():
+        # The stamp holds the instance's minute, which turns at the second its id modulo 60 says
+        # (the page refreshes once a minute anyway): poll as a browser that loaded the page this
+        # minute would.
+        current = url.rsplit(".", 1)[0] + f".{(int(time.time()) + pk % 60) // 60}"
         started = time.perf_counter()
         response = client.get(current)
         elapsed = (time.perf_counter() - started) * 1000

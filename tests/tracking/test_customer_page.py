@@ -25,6 +25,7 @@ from tracking.progress.links import (
     tracking_token,
     tracking_token_nonce,
 )
+from tracking.progress.views import _stamp
 
 pytestmark = pytest.mark.django_db
 
@@ -528,6 +529,19 @@ def test_the_live_fragment_refreshes_each_minute_without_announcing(client):
     assert response.status_code == 200
     assert "announcement" not in response.content.decode()
     assert changed in live_url(response)
+
+
+def test_open_pages_refresh_at_seconds_of_their_own_not_all_at_the_full_minute():
+    # Given 120 open pages, and their stamps from the second before a full minute of the clock to
+    # the end of that minute
+    pages = [ProcessInstance(pk=pk, updated_at=T0) for pk in range(1, 121)]
+    full_minute = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    stamps = [[_stamp(p, full_minute + timedelta(seconds=s))[1] for s in range(-1, 60)] for p in pages]
+
+    # Then each page's minute turns once in that minute, and at every second 2 of the 120 turn
+    assert all(len(set(minutes)) == 2 for minutes in stamps)
+    for second in range(60):
+        assert sum(minutes[second] != minutes[second + 1] for minutes in stamps) == 2
 
 
 def _long_history(instance: ProcessInstance, count: int) -> None:

@@ -79,9 +79,14 @@ def _instance_or_404(token: str) -> ProcessInstance:
 
 def _stamp(instance: ProcessInstance, now) -> tuple[str, str]:
     """What a rendering depends on: the instance's last change, and the minute (for "delayed"
-    and the estimate, which move with the clock alone)."""
+    and the estimate, which move with the clock alone).
+
+    Each instance's minute turns at a second of its own (its id modulo 60): were it the clock's
+    minute, every open page would fetch the fragment within one poll interval after each turn of
+    the minute, a thousand pages polling every 3 s some 330 renderings a second for 3 s.
+    """
     changed = (instance.updated_at - EPOCH) // timedelta(microseconds=1)
-    return str(changed), str(int(now.timestamp()) // 60)
+    return str(changed), str((int(now.timestamp()) + instance.pk % 60) // 60)
 
 
 def _context(request: HttpRequest, token: str, instance: ProcessInstance, now, *, announce: bool) -> dict:
