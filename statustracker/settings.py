@@ -119,6 +119,21 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters sent apart from the SQL: psycopg then need not quote every value of a bulk insert
     # in Python, which halves the CPU time of ingesting a batch.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
+    # A host that loses power or its network sends nothing. Without keepalives the server would keep
+    # its session for the system's TCP keepalive time (two hours), and with it the open transaction's
+    # locks (instances being applied, inbox rows and a shard lease being stored): every process
+    # needing those rows would wait as long (docs/scaling.md). Both ends probe a silent connection
+    # after 10 s and drop it about 20 s after the last answer. Settings in DATABASE_URL win.
+    for _option, _value in {
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 3,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 20000,
+        "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=3 -c tcp_keepalives_count=3"
+        " -c tcp_user_timeout=20000",
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(_option, _value)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -212,7 +227,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A task received but not acknowledged (its worker died or dropped off the network) goes back
+        # to the queue after this many seconds (docs/scaling.md); its events are swept long before.
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # Workers look for such tasks every 10 s; kombu's default looks only every tenth time.
+        "unacked_restore_throttle": 1,
         # Without it, sending a task to a broker host that does not answer waits for the
         # system's TCP timeout (minutes), in the web request that stored the events.
         "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=1.0),
