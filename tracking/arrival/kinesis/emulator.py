@@ -1,8 +1,9 @@
 """Run kinesalite (npm, pinned in package.json) on 127.0.0.1 for tests and local runs.
 
 kinesalite's own ``cli.js`` has no host option and listens on every interface, so the server is
-started through kinesalite's library API with ``listen(port, "127.0.0.1")``: nothing outside the
-machine can reach it. Port 0 lets the system pick a free port, which parallel test runs need.
+started through kinesalite's library API with ``listen(port, host)``, 127.0.0.1 unless told
+otherwise: nothing outside the machine can reach it. Port 0 lets the system pick a free port, which
+parallel test runs need. Another address is for runs across hosts (bench/multihost.py).
 
 Run it alone with ``python -m tracking.arrival.kinesis.emulator --port 4567``.
 """
@@ -33,7 +34,7 @@ DEFAULT_OPTIONS = {"createStreamMs": 50, "deleteStreamMs": 50, "updateStreamMs":
 SERVER_SCRIPT = """
 const kinesalite = require(process.argv[1]);
 const port = parseInt(process.argv[2], 10);
-const server = kinesalite(JSON.parse(process.argv[3])).listen(port, '127.0.0.1', () => {
+const server = kinesalite(JSON.parse(process.argv[3])).listen(port, process.argv[4], () => {
   const address = server.address();
   console.log('Listening at http://%s:%s', address.address, address.port);
 });
@@ -62,8 +63,11 @@ class KinesaliteError(RuntimeError):
 class Kinesalite:
     """One kinesalite server process; ``start`` returns once it answers API calls."""
 
-    def __init__(self, *, port: int = 0, options: dict | None = None, log_path: Path | None = None):
+    def __init__(
+        self, *, port: int = 0, host: str = "127.0.0.1", options: dict | None = None, log_path: Path | None = None
+    ):
         self.requested_port = port
+        self.host = host
         self.options = {**DEFAULT_OPTIONS, **(options or {})}
         self.log_path = log_path
         self.port: int | None = None
@@ -73,7 +77,7 @@ class Kinesalite:
     def endpoint_url(self) -> str:
         if self.port is None:
             raise KinesaliteError("kinesalite is not running")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def client(self):
         """A boto3 Kinesis client for this server, with dummy credentials."""
@@ -86,7 +90,7 @@ class Kinesalite:
         if not (KINESALITE / "package.json").exists():
             raise KinesaliteError(f"kinesalite is not installed in {KINESALITE.parent}; run `npm install` in {ROOT}")
         self.process = subprocess.Popen(
-            [node, "-e", SERVER_SCRIPT, str(KINESALITE), str(self.requested_port), json.dumps(self.options)],
+            [node, "-e", SERVER_SCRIPT, str(KINESALITE), str(self.requested_port), json.dumps(self.options), self.host],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -150,11 +154,12 @@ class Kinesalite:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run kinesalite on 127.0.0.1 until interrupted.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("KINESALITE_PORT", "4567")))
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with Kinesalite(port=args.port) as server:
+    with Kinesalite(port=args.port, host=args.host) as server:
         print(f"kinesalite listening at {server.endpoint_url}", flush=True)  # noqa: T201
         while not stop.wait(1.0):
             if server.process.poll() is not None:
